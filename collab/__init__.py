@@ -1,0 +1,33 @@
+"""collab: concurrent LLM workers that think together over one shared KV cache.
+
+>>> import collab
+>>> result = collab.generate(None, "What is 17 * 24?", workers=2, max_new_tokens=64)  # doctest: +SKIP
+>>> for worker in result.workers:  # doctest: +SKIP
+...     print(worker.name, worker.text)
+"""
+
+from . import attention as _attention  # noqa: F401  (registers the "collab" attention implementation)
+from .api import Interrupted, generate
+from .config import MAX_WORKERS
+from .models import load
+from .result import Event, Result, Stats, Worker
+from .runtime import StepUpdate
+from .support import SUPPORTED_FAMILIES, SUPPORTED_ROPE, UnsupportedModelError
+from .views import POLICIES as VISIBILITIES
+
+__all__ = [
+    "Event",
+    "Interrupted",
+    "MAX_WORKERS",
+    "Result",
+    "Stats",
+    "StepUpdate",
+    "SUPPORTED_FAMILIES",
+    "SUPPORTED_ROPE",
+    "UnsupportedModelError",
+    "VISIBILITIES",
+    "Worker",
+    "generate",
+    "load",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,44 @@
+"""Run options, validated before any compute. Pure Python, no torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .views import resolve_visibility
+
+MAX_WORKERS = 64  # concurrent workers in one run; each is a row of the batch and a block
+
+
+@dataclass(slots=True)
+class RunOptions:
+    workers: int = 2
+    visibility: str = "full"
+    max_new_tokens: int = 256
+    ignore_eos: bool = False
+    output_logits: bool = False
+    page_size: int = 32
+    progress: bool = False
+    callback: Callable[[Any], None] | None = None
+
+    def __post_init__(self):
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int):
+            raise TypeError(f"workers must be an int, got {self.workers!r}")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ValueError(f"workers must be between 1 and {MAX_WORKERS}, got {self.workers}")
+        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int):
+            raise TypeError(f"max_new_tokens must be an int, got {self.max_new_tokens!r}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be a positive number of tokens, got {self.max_new_tokens}")
+        if not isinstance(self.page_size, int) or self.page_size < 1:
+            raise ValueError(f"page_size must be a positive int, got {self.page_size!r}")
+        if self.callback is not None and not callable(self.callback):
+            raise TypeError(f"callback must be callable, got {self.callback!r}")
+        resolve_visibility(self.visibility)
+
+    def longest_view(self, prompt_tokens: int, header_tokens: list[int]) -> int:
+        """The most tokens any view of this run can hold (positions the model must support)."""
+        budgets = [h + self.max_new_tokens for h in header_tokens]
+        if self.visibility == "none":
+            return prompt_tokens + max(budgets)
+        return prompt_tokens + sum(budgets)

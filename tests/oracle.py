@@ -1,0 +1,101 @@
+"""An independent reference for collab's semantics, built from the plain transformers model.
+
+It replays a finished run's schedule (which worker fed which tokens at which step) with the
+model's own attention (sdpa) and HF's `DynamicCache`: for each worker and step it materializes
+the view from the README's definition, lays the stored keys of every view token out in view
+order by rotating the *keys* to their view positions, and runs the plain model on the worker's
+new tokens. Each token's K/V are computed once, when fed, as in collab (KV reuse). collab rotates
+queries instead and never moves keys, so agreement checks the trick, the plan, the masks and the
+cache against code that shares none of them.
+
+When K/V depend only on the token and its position (one-layer models), this is the plain model
+on the materialized token sequence from scratch; `materialize` gives that sequence.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import DynamicCache
+
+from collab.kernels import rotate_half
+from collab.plan import rotation_tables
+from collab.support import rope_inv_freq
+
+
+def view_tokens(result, worker: int, step: int) -> list[tuple]:
+    """Keys (owner, index) of the tokens worker `worker` sees at `step`, before its own new ones,
+    in view order, per the README: [prompt] + [others' tokens fed before the step, ascending
+    worker index] (full only) + [own tokens fed before the step]."""
+    keys = [("p", j) for j in range(len(result.prompt_ids))]
+    me = result.workers[worker]
+    if result.visibility == "full":
+        for other in result.workers:
+            if other.index != worker:
+                keys += [(other.index, j) for j, s in enumerate(other.feed_steps) if s < step]
+    keys += [(worker, j) for j, s in enumerate(me.feed_steps) if s < step]
+    return keys
+
+
+def materialize(result, worker: int, k: int) -> list[int]:
+    """The token sequence whose last-position logits are worker's k-th sampled token's logits."""
+    me = result.workers[worker]
+    step = me.sample_steps[k]
+    seq = [_token(result, key) for key in view_tokens(result, worker, step)]
+    return seq + [t for t, s in zip(me.block_ids, me.feed_steps) if s == step]
+
+
+def _token(result, key):
+    owner, j = key
+    return result.prompt_ids[j] if owner == "p" else result.workers[owner].block_ids[j]
+
+
+def _rope(x, delta, inv_freq):  # x [..., N, D]; delta [N]
+    cos, sin = rotation_tables(delta, inv_freq)
+    return (x.float() * cos + rotate_half(x.float()) * sin).to(x.dtype)
+
+
+@torch.no_grad()
+def replay(model, result) -> dict[tuple[int, int], torch.Tensor]:
+    """{(worker, k): fp32 logits} for every sampled token of `result`, by the plain model."""
+    inv_freq = rope_inv_freq(model)
+    store: dict[tuple, tuple[list, list, int]] = {}  # key -> (keys per layer, values per layer, pos)
+    expected = {}
+
+    def run(tokens, positions, view, new_keys):
+        cache = DynamicCache(config=model.config)
+        if view:
+            where = torch.arange(len(view))
+            for layer in range(model.config.num_hidden_layers):
+                k = torch.stack([store[key][0][layer] for key in view], dim=1)  # [KVH, N, D]
+                v = torch.stack([store[key][1][layer] for key in view], dim=1)
+                then = torch.tensor([store[key][2] for key in view])
+                cache.update(_rope(k, where - then, inv_freq)[None], v[None], layer)
+        out = model(
+            input_ids=torch.tensor([tokens]), position_ids=torch.tensor([positions]), past_key_values=cache
+        )
+        n = len(tokens)
+        for i, key in enumerate(new_keys):
+            ks = [cache.layers[l].keys[0, :, -n + i] for l in range(model.config.num_hidden_layers)]
+            vs = [cache.layers[l].values[0, :, -n + i] for l in range(model.config.num_hidden_layers)]
+            store[key] = (ks, vs, positions[i])
+        return out.logits[0, -1].float()
+
+    prompt = result.prompt_ids
+    logits = run(prompt, list(range(len(prompt))), [], [("p", j) for j in range(len(prompt))])
+    for w in result.workers:
+        for k, s in enumerate(w.sample_steps):
+            if s == 0:
+                expected[(w.index, k)] = logits
+    steps = sorted({s for w in result.workers for s in w.feed_steps})
+    for step in steps:
+        for w in result.workers:
+            new = [j for j, s in enumerate(w.feed_steps) if s == step]
+            if not new:
+                continue
+            view = view_tokens(result, w.index, step)
+            positions = [len(view) + i for i in range(len(new))]
+            logits = run([w.block_ids[j] for j in new], positions, view, [(w.index, j) for j in new])
+            for k, s in enumerate(w.sample_steps):
+                if s == step:
+                    expected[(w.index, k)] = logits
+    return expected
