@@ -31,7 +31,20 @@ def resolve_config(model, **overrides) -> GenerationConfig:
     config.update(**{k: v for k, v in overrides.items() if v is not None})
     if config.do_sample is None:
         config.do_sample = False
+    _check(config)
     return config
+
+
+def _check(config: GenerationConfig) -> None:
+    t, p, k, r = config.temperature, config.top_p, config.top_k, config.repetition_penalty
+    if t is not None and not t > 0:
+        raise ValueError(f"temperature must be > 0, got {t}; for greedy decoding pass do_sample=False")
+    if p is not None and not 0 < p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {p}; 1.0 disables it")
+    if k is not None and k < 0:
+        raise ValueError(f"top_k must be >= 0, got {k}; 0 disables it")
+    if r is not None and not r > 0:
+        raise ValueError(f"repetition_penalty must be > 0, got {r}; 1.0 disables it")
 
 
 def build_processors(config: GenerationConfig, user: list | None) -> LogitsProcessorList:

@@ -16,6 +16,9 @@ SUPPORTED_FAMILIES = ("llama", "mistral", "qwen2", "qwen3")
 SUPPORTED_ROPE = ("default", "linear", "llama3", "yarn")
 
 _WHY_NOT = {
+    "bert": "it is a bidirectional encoder, not a causal decoder",
+    "roberta": "it is a bidirectional encoder, not a causal decoder",
+    "distilbert": "it is a bidirectional encoder, not a causal decoder",
     "gpt2": "it uses learned absolute position embeddings, not RoPE",
     "gpt_bigcode": "it uses learned absolute position embeddings, not RoPE",
     "opt": "it uses learned absolute position embeddings, not RoPE",

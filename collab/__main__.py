@@ -1,0 +1,98 @@
+"""Command line: `python -m collab "a question"` and `python -m collab bench`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .config import MAX_WORKERS
+from .views import POLICIES
+
+
+def _generate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m collab", description="Several workers of one model answer together.")
+    p.add_argument("prompt", help="the question or task")
+    p.add_argument("--model", default=None, help="model id or local path (default: the embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--workers", type=int, default=2, help=f"concurrent workers, 1..{MAX_WORKERS} (default 2)")
+    p.add_argument("--visibility", default="full", choices=sorted(POLICIES))
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--raw", action="store_true", help="raw mode: no chat template, no worker headers")
+    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    return p
+
+
+def _bench_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m collab bench", description="collab against HF generate, side by side.")
+    p.add_argument("--model", default=None, help="model id or local path (default: the embedded model)")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
+    p.add_argument("--context", type=int, nargs="+", default=[256], help="prompt lengths in tokens")
+    p.add_argument("--tokens", type=int, default=64, help="new tokens per worker")
+    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best is kept")
+    p.add_argument("--json", default="bench-results.json", help="where to write the results")
+    return p
+
+
+def generate_main(argv: list[str]) -> int:
+    from . import api, models
+
+    args = _generate_parser().parse_args(argv)
+    model, tokenizer = models.load(args.model)
+    result = api.generate(
+        model,
+        args.prompt,
+        tokenizer=tokenizer,
+        workers=args.workers,
+        visibility=args.visibility,
+        template=None if args.raw else "default",
+        max_new_tokens=args.max_new_tokens,
+        do_sample=args.sample or None,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    for worker in result.workers:
+        print(f"=== {worker.name} ({len(worker.token_ids)} tokens, {worker.finish_reason})")
+        print((worker.text or "").strip())
+        print()
+    s = result.stats
+    print(
+        f"--- {len(result.workers)} workers, {s.generated_tokens} tokens in {s.wall_time_s:.1f} s "
+        f"({s.tokens_per_s:.1f} tok/s), {s.forward_passes} forward passes, "
+        f"{s.kv_tokens} KV tokens ({s.kv_bytes / 2**20:.1f} MiB), seed {result.seed}"
+    )
+    return 0
+
+
+def bench_main(argv: list[str]) -> int:
+    from . import bench, models
+
+    args = _bench_parser().parse_args(argv)
+    model, tokenizer = models.load(args.model)
+    bench.check_args(model, args.workers, args.context, args.tokens)
+    print(f"model {args.model or models.DEFAULT_MODEL}, {args.tokens} new tokens per worker, greedy, EOS ignored")
+    rows = bench.run(model, tokenizer, args.workers, args.context, args.tokens, args.rounds)
+    bench.write_json(rows, args.json, args.model or models.DEFAULT_MODEL)
+    print(f"wrote {args.json}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv and argv[0] == "bench":
+            return bench_main(argv[1:])
+        return generate_main(argv)
+    except (ValueError, TypeError, ModuleNotFoundError, FileNotFoundError) as exc:
+        print(f"collab: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
