@@ -14,10 +14,16 @@ from .result import Event, Result, Stats, Worker
 from .runtime import StepUpdate
 from .support import SUPPORTED_FAMILIES, SUPPORTED_ROPE, UnsupportedModelError
 from .views import POLICIES as VISIBILITIES
+from .controller import Limits
+from .protocols import PROTOCOLS
+from .strategies import STRATEGIES
 
 __all__ = [
     "Event",
     "Interrupted",
+    "Limits",
+    "PROTOCOLS",
+    "STRATEGIES",
     "MAX_WORKERS",
     "Result",
     "Stats",

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .config import RunOptions
+from . import answers, prompts
+from .config import RunOptions, check_workers
+from .controller import Controller, Limits
 from .models import load
+from .protocols import resolve_protocol
 from .result import Result
-from .runtime import Run
+from .runtime import Adaptive, Run
 from .sampling import draw_seed, resolve_config
+from .strategies import resolve_strategy
 from .support import check_model
 from .template import check_prompt, encode
 
@@ -27,8 +31,15 @@ def generate(
     *,
     tokenizer=None,
     workers: int = 2,
-    visibility: str = "full",
+    visibility: str | None = None,
     template: str | None = "default",
+    strategy: str | None = None,
+    protocol: str | None = None,
+    limits: Limits | dict | None = None,
+    finisher: bool | None = None,
+    finisher_tokens: int = 64,
+    scorer: Callable[[str], float] | None = None,
+    answer: str = "auto",
     max_new_tokens: int = 256,
     do_sample: bool | None = None,
     temperature: float | None = None,
@@ -43,15 +54,18 @@ def generate(
     progress: bool = False,
     page_size: int = 32,
 ) -> Result:
-    """Run `workers` workers of one model over one shared KV cache and return a `Result`.
+    """Run workers of one model over one shared KV cache and return a `Result`.
 
     model: a loaded causal LM, a model id or local path, or None for the embedded default.
     prompt: a string, a list of chat messages, or a list of token ids.
-    template: "default" (chat template + collaboration prompt + worker headers) or None (raw).
-    visibility: "full" (each worker sees every other worker's tokens fed before this step) or
-    "none" (each worker sees only the prompt and itself).
-    Sampling options default to the model's generation config; `seed` makes runs reproducible
-    (each worker draws from its own generator). `callback(update)` runs after every step.
+    template: "default" (chat template + system prompt + worker headers) or None (raw).
+    visibility: "full" (each worker sees every peer's tokens fed before this step) or "none".
+    strategy: a preset ("hogwild", "self_consistency", "best_of_n", "skeleton", "adaptive",
+    "multiverse", "threadweaver", "apr", "parathinker"); protocol: a marker protocol read by
+    the adaptive controller; limits: `collab.Limits` on spawning; finisher: a final-answer pass
+    over the whole cache; scorer: picks the best worker for "best_of_n"; answer: how to extract
+    the final answer ("auto", "boxed", "number", "code").
+    Sampling options default to the model's generation config; `seed` makes runs reproducible.
 
     On KeyboardInterrupt, `collab.Interrupted` (a KeyboardInterrupt) is raised with the partial
     result on `.result`; any other exception (a callback's, a logits processor's) is re-raised
@@ -60,9 +74,13 @@ def generate(
     >>> result = generate(None, "What is 2 + 3?", workers=2, max_new_tokens=32)  # doctest: +SKIP
     >>> print(result.text)  # doctest: +SKIP
     """
+    check_workers(workers)
+    preset = resolve_strategy(strategy)
+    chosen = resolve_protocol(protocol or preset.protocol) if (protocol or preset.protocol) else None
+    roots = 1 if preset.single_root else workers
     options = RunOptions(
-        workers=workers,
-        visibility=visibility,
+        workers=roots,
+        visibility=visibility or preset.visibility,
         max_new_tokens=max_new_tokens,
         ignore_eos=ignore_eos,
         output_logits=output_logits,
@@ -70,31 +88,78 @@ def generate(
         progress=progress,
         callback=callback,
     )
+    limits = Limits(**limits) if isinstance(limits, dict) else (limits or Limits())
+    use_finisher = preset.finisher if finisher is None else bool(finisher)
+    if preset.aggregate == "best" and not callable(scorer):
+        raise ValueError("strategy='best_of_n' needs scorer=callable(text) -> float to pick the best worker")
+    if not isinstance(finisher_tokens, int) or finisher_tokens < 1:
+        raise ValueError(f"finisher_tokens must be a positive int, got {finisher_tokens!r}")
+    answers.extract("", answer)  # validates the kind
     if logits_processor is not None and not all(callable(p) for p in logits_processor):
         raise TypeError("logits_processor must be a list of callables (transformers LogitsProcessor)")
     if model is None or isinstance(model, str):
         loaded, loaded_tokenizer = load(model)
         model, tokenizer = loaded, tokenizer or loaded_tokenizer
     check_prompt(prompt, template, tokenizer)
-    encoded = encode(prompt, template, tokenizer, workers)
+    if (chosen is not None or use_finisher) and tokenizer is None:
+        raise ValueError("protocols and the finisher read and write text: pass tokenizer=...")
+    encoded = encode(prompt, template, tokenizer, roots, system=preset.system, headers=preset.headers)
     if not encoded.prompt_ids:
         raise ValueError("the prompt tokenizes to no tokens: pass a non-empty prompt")
     check_model(model, options.longest_view(len(encoded.prompt_ids), [len(h) for h in encoded.headers]))
+    sampled_by_preset = preset.sample and do_sample is None
     generation = resolve_config(
         model,
-        do_sample=do_sample,
-        temperature=temperature,
+        do_sample=True if sampled_by_preset else do_sample,
+        temperature=0.7 if sampled_by_preset and temperature is None else temperature,
         top_p=top_p,
         top_k=top_k,
         repetition_penalty=repetition_penalty,
     )
+    adaptive = None
+    if chosen is not None or use_finisher:
+        adaptive = Adaptive(
+            controller=Controller(chosen, limits) if chosen is not None else None,
+            encode=lambda text: tokenizer(text, add_special_tokens=False).input_ids,
+            decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=False),
+            finisher=tokenizer(prompts.load("finisher.txt"), add_special_tokens=False).input_ids if use_finisher else None,
+            finisher_tokens=finisher_tokens,
+            roots_spawn=chosen.start(workers) if chosen is not None else (),
+        )
     seed = draw_seed() if seed is None else seed
-    run = Run(model, tokenizer, encoded, options, generation, logits_processor, seed)
+    run = Run(model, tokenizer, encoded, options, generation, logits_processor, seed, adaptive)
+    run.result.strategy = strategy
     try:
-        return run.execute()
+        result = run.execute()
+        _conclude(result, preset.aggregate, scorer, answer)
+        return result
     except KeyboardInterrupt as exc:
         raise Interrupted(run.finish("interrupted")) from exc
     except Exception as exc:
         exc.result = run.finish("error")
         exc.add_note("collab: the partial result of the run is attached as exc.result")
         raise
+
+
+def _conclude(result: Result, aggregate: str | None, scorer, kind: str) -> None:
+    """Fill result.answer: a vote, a scorer's pick, the finisher's answer, or the root's."""
+    roots = [w for w in result.workers if w.parent is None and w.role == "worker"]
+    if aggregate == "vote":
+        result.answers = [answers.extract(w.text, kind) for w in roots]
+        result.answer = answers.majority(result.answers)
+    elif aggregate == "best":
+        result.scores = [_score(scorer, w.text) for w in roots]
+        best = roots[max(range(len(roots)), key=lambda i: result.scores[i])]
+        result.answer = answers.extract(best.text, kind) or (best.text or "").strip()
+    elif result.finisher is not None:
+        text = result.finisher.text or ""
+        result.answer = answers.extract(text, kind) or text.strip()
+    elif len(roots) == 1:
+        result.answer = answers.extract(roots[0].text, kind)
+
+
+def _score(scorer, text) -> float:
+    value = scorer(text or "")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"scorer must return a number, got {value!r}")
+    return float(value)

@@ -10,6 +10,13 @@ from .views import resolve_visibility
 MAX_WORKERS = 64  # concurrent workers in one run; each is a row of the batch and a block
 
 
+def check_workers(workers) -> None:
+    if isinstance(workers, bool) or not isinstance(workers, int):
+        raise TypeError(f"workers must be an int, got {workers!r}")
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ValueError(f"workers must be between 1 and {MAX_WORKERS}, got {workers}")
+
+
 @dataclass(slots=True)
 class RunOptions:
     workers: int = 2
@@ -22,10 +29,7 @@ class RunOptions:
     callback: Callable[[Any], None] | None = None
 
     def __post_init__(self):
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int):
-            raise TypeError(f"workers must be an int, got {self.workers!r}")
-        if not 1 <= self.workers <= MAX_WORKERS:
-            raise ValueError(f"workers must be between 1 and {MAX_WORKERS}, got {self.workers}")
+        check_workers(self.workers)
         if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int):
             raise TypeError(f"max_new_tokens must be an int, got {self.max_new_tokens!r}")
         if self.max_new_tokens < 1:

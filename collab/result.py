@@ -38,13 +38,22 @@ class Worker:
     text: str | None = None
     logits: list | None = None  # one fp32 [vocab] tensor per sampled token, with output_logits
     parent: int | None = None
-    finish_reason: str | None = None  # "eos", "max_new_tokens", "interrupted", "error"
-    feed_steps: list[int] = field(default_factory=list)  # step at which each block token was fed
+    depth: int = 0
+    head: str | None = None  # a spawned worker's task text, at the head of its block
+    role: str = "worker"  # "worker" or "finisher"
+    children: list[int] = field(default_factory=list)
+    finish_reason: str | None = None  # "eos", "max_new_tokens", "done marker ...", "interrupted", "error", ...
+    spawn_step: int = 0
+    join_steps: list[int] = field(default_factory=list)
+    retire_step: int | None = None
+    blocks: list[int] = field(default_factory=list)  # its blocks in order (a new one after each join)
+    feed_steps: list[int] = field(default_factory=list)  # step at which each of its tokens was fed
     sample_steps: list[int] = field(default_factory=list)  # step whose forward gave each token
+    views: list | None = None  # with output_logits: (segments, own block, own offset) per sampled token
 
     @property
     def block_ids(self) -> list[int]:
-        """Header plus sampled tokens: the worker's block as fed (the last token may be unfed)."""
+        """Header plus sampled tokens: a single-block worker's block as fed (the last may be unfed)."""
         return self.header_ids + self.token_ids
 
 
@@ -57,6 +66,30 @@ class Result:
     seed: int | None = None
     visibility: str = "full"
     complete: bool = False  # False when interrupted or failed: what is here is partial
+    blocks: dict[int, list[int]] = field(default_factory=dict)  # block id -> its fed tokens
+    answer: str | None = None  # the final answer, when the strategy produces one
+    answers: list[str | None] = field(default_factory=list)  # per root worker, when extracted
+    scores: list[float] | None = None  # per root worker, with a scorer (best_of_n)
+    strategy: str | None = None
+    # with output_logits: every feed as (step, worker, block, first local position, tokens,
+    # view segments, own offset, sampled); worker -1 is the prompt
+    trace: list | None = None
+
+    @property
+    def finisher(self) -> Worker | None:
+        return next((w for w in self.workers if w.role == "finisher"), None)
+
+    def tree(self) -> str:
+        """The worker tree, one line per worker: name, parent, steps, finish reason."""
+        lines = []
+        for w in self.workers:
+            indent = "  " * w.depth
+            joined = f", joined at {w.join_steps}" if w.join_steps else ""
+            lines.append(
+                f"{indent}{w.name} [{w.role}] spawned at step {w.spawn_step}{joined}, "
+                f"retired at {w.retire_step} ({w.finish_reason}), {len(w.token_ids)} tokens"
+            )
+        return "\n".join(lines)
 
     @property
     def text(self) -> str:

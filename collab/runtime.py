@@ -1,26 +1,29 @@
 """The decode loop: one prefill, then one batched forward per step for all active workers.
 
-Each step: (1) every worker with pending tokens (its header, or the token it sampled last step)
-feeds them into its block; (2) the visibility policy gives each worker's view from the block
-lengths before the step; (3) one plan is built and one `model(...)` call runs it; (4) each worker
-samples its next token from the logits at its last fed token. The result is updated as the run
-goes, so an interrupt or a failing callback loses nothing already generated.
+Each step: (1) every worker with pending tokens (its header, the token it sampled last step, or
+a last token to flush) feeds them into its current block; (2) the visibility policy gives each
+worker's view from the block lengths before the step; (3) one plan is built and one
+`model(...)` call runs it; (4) each feeding worker samples its next token from the logits at its
+last fed token; (5) with a protocol, the controller reads the new text and spawns, pauses,
+joins or retires workers. The result is updated as the run goes, so an interrupt or a failing
+callback loses nothing already generated.
 """
 
 from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
+from . import controller as ctl
 from .attention import NAME as ATTENTION
 from .blocks import BlockTable
 from .cache import SharedKVCache
 from .config import RunOptions
 from .plan import Feed, build_plan
-from .result import Event, Result, Stats, Worker
+from .result import Event, Result, Worker
 from .sampling import WorkerSampler
 from .support import rope_inv_freq
 from .template import Encoded
@@ -41,11 +44,28 @@ class _Slot:
     """A worker's runtime state beside its public `Worker` record."""
 
     worker: Worker
-    block: int
+    block: int  # current block
+    base: tuple[Segment, ...]
+    group: int
     sampler: WorkerSampler
-    ids: torch.Tensor  # [1, capacity] prompt + own block, for logits processors
+    own: list[int]  # every token fed into the worker's own blocks, for logits processors
     pending: list[int]
-    done: bool = False
+    trail: tuple[Segment, ...] = ()
+    state: str = "active"  # "active", "waiting", "done"
+    flush: bool = False  # pending tokens are fed without sampling
+    ready_step: int = 0
+    budget: int = 0  # tokens it may sample
+    join: tuple | None = None  # (children, head) to join once their last tokens are fed
+    controlled: bool = True  # read by the controller (the finisher is not)
+    absorbed: bool = False  # joined into its parent's view
+
+    def state_for_views(self, length: int) -> WorkerState:
+        return WorkerState(self.worker.index, self.block, length, self.base, self.trail, self.group)
+
+    def span(self, table: BlockTable) -> tuple[Segment, ...]:
+        """Trail plus current block, offsets from 0: what a joining parent places."""
+        current = Segment(self.block, table.blocks[self.block].length, max((s.offset + s.length for s in self.trail), default=0))
+        return self.trail + (current,)
 
 
 @contextmanager
@@ -59,33 +79,62 @@ def attached(model):
         model.set_attn_implementation(previous)
 
 
+@dataclass(slots=True)
+class Adaptive:
+    """What a protocol run needs besides the options."""
+
+    controller: ctl.Controller | None  # None: no protocol (a finisher only)
+    encode: object  # text -> token ids
+    decode: object  # token ids -> text (special tokens kept)
+    flush: bool = True
+    finisher: list[int] | None = None  # head of the finisher block; None: no finisher
+    finisher_tokens: int = 64
+    roots_spawn: tuple[str, ...] = field(default_factory=tuple)
+
+
 class Run:
-    def __init__(self, model, tokenizer, encoded: Encoded, options: RunOptions, generation, processors, seed):
+    def __init__(self, model, tokenizer, encoded: Encoded, options: RunOptions, generation, processors, seed,
+                 adaptive: Adaptive | None = None):
         self.model, self.tokenizer, self.options = model, tokenizer, options
+        self.generation, self.processors, self.seed = generation, processors, seed
+        self.adaptive = adaptive
         self.policy = resolve_visibility(options.visibility)
         self.inv_freq = rope_inv_freq(model)
         self.eos = _eos_ids(model, tokenizer)
-        budget = [len(h) + options.max_new_tokens for h in encoded.headers]
         self.table = BlockTable(options.page_size)
-        self.table.reserve(
-            self.table.pages_for(len(encoded.prompt_ids)) + sum(self.table.pages_for(b) for b in budget)
-        )
+        budget = [len(h) + options.max_new_tokens for h in encoded.headers]
+        self.table.reserve(self.table.pages_for(len(encoded.prompt_ids)) + sum(self.table.pages_for(b) for b in budget))
         self.cache = SharedKVCache(self.table, model.config.num_hidden_layers)
-        self.prompt = encoded.prompt_ids
+        self.prompt = list(encoded.prompt_ids)
         self.prompt_block = self.table.new_block(None).id
         self.result = Result(list(encoded.prompt_ids), [], seed=seed, visibility=options.visibility)
+        self.result.trace = [] if options.output_logits else None
         self.slots: list[_Slot] = []
-        for i, name in enumerate(encoded.names):
-            worker = Worker(i, name, header_ids=list(encoded.headers[i]))
-            worker.logits = [] if options.output_logits else None
-            ids = torch.zeros(1, len(self.prompt) + budget[i], dtype=torch.long)
-            ids[0, : len(self.prompt) + len(worker.header_ids)] = torch.tensor(self.prompt + worker.header_ids)
-            sampler = WorkerSampler.create(generation, processors, seed, i)
-            block = self.table.new_block(i).id
-            self.slots.append(_Slot(worker, block, sampler, ids, list(worker.header_ids)))
-            self.result.workers.append(worker)
         self.step = 0
+        for name, header in zip(encoded.names, encoded.headers):
+            self._add_worker(name, header, None, base=(), group=-1)
         self.t0 = time.perf_counter()
+
+    # -- workers -------------------------------------------------------------------------------
+    def _add_worker(self, name, header, parent, base, group, budget=None, controlled=True) -> _Slot:
+        index = len(self.slots)
+        depth = 0 if parent is None else self.slots[parent].worker.depth + 1
+        worker = Worker(index, name, header_ids=list(header), parent=parent, depth=depth, spawn_step=self.step)
+        worker.logits = [] if self.options.output_logits else None
+        worker.views = [] if self.options.output_logits else None
+        block = self.table.new_block(index).id
+        worker.blocks.append(block)
+        base = base or (Segment(self.prompt_block, len(self.prompt), 0),)
+        sampler = WorkerSampler.create(self.generation, self.processors, self.seed, index)
+        slot = _Slot(worker, block, base, group, sampler, [], list(header), ready_step=self.step + 1)
+        slot.budget = budget or self.options.max_new_tokens
+        self.slots.append(slot)
+        self.result.workers.append(worker)
+        controlled = controlled and self.adaptive is not None and self.adaptive.controller is not None
+        slot.controlled = controlled
+        if controlled:
+            self.adaptive.controller.add(index, parent)
+        return slot
 
     # -- the loop ------------------------------------------------------------------------------
     def execute(self) -> Result:
@@ -93,38 +142,87 @@ class Run:
         try:
             with attached(self.model), torch.inference_mode():
                 logits = self._prefill()
-                self._sample([s for s in self.slots if not s.pending], logits, progress)
-                while any(s.pending for s in self.slots):
-                    self.step += 1
-                    self._decode_step(progress)
+                self._start_paths()
+                first = [s for s in self.slots if not s.pending and s.state == "active"]
+                self._sample(first, logits.expand(len(first), -1), progress)
+                self._loop(progress)
+                if self.adaptive is not None and self.adaptive.finisher is not None:
+                    self._add_finisher()
+                    self._loop(progress)
         finally:
             progress.close()
         return self.finish()
 
+    def _loop(self, progress) -> None:
+        while any(s.pending or s.join for s in self.slots):
+            self.step += 1
+            self._decode_step(progress)
+
     def _prefill(self) -> torch.Tensor:
         pages, offsets, positions = self.table.append(self.prompt_block, len(self.prompt))
         feed = Feed(-1, self.prompt_block, self.prompt, pages, offsets, positions)
+        if self.result.trace is not None:
+            self.result.trace.append((0, -1, self.prompt_block, 0, list(self.prompt), (), 0, True))
         logits = self._forward([feed], {-1: View((), 0)})
         self.result.stats.prefill_time_s = time.perf_counter() - self.t0
         self.result.events.append(Event("prefill", 0, info={"tokens": len(self.prompt)}))
-        # Workers without a header all start from the prompt's last logits.
-        return logits.expand(len(self.slots), -1)
+        return logits
+
+    def _start_paths(self) -> None:
+        """Protocols with fixed paths (ParaThinker) spawn them before any token is sampled."""
+        if self.adaptive is None or not self.adaptive.roots_spawn:
+            return
+        for root in list(self.slots):
+            self._apply(self.adaptive.controller.spawn(root.worker.index, self.adaptive.roots_spawn, wait=True))
+
+    def _views(self) -> dict[int, View]:
+        states = [s.state_for_views(self.table.blocks[s.block].length) for s in self.slots]
+        return self.policy(states)
 
     def _decode_step(self, progress) -> None:
-        prompt = Segment(self.prompt_block, len(self.prompt), 0)
-        states = [WorkerState(s.worker.index, s.block, self.table.blocks[s.block].length) for s in self.slots]
-        views = self.policy(prompt, states)
-        feeding = [s for s in self.slots if s.pending]
+        for s in self.slots:
+            if s.join and not s.pending and not any(self.slots[c].pending for c in s.join[0]):
+                self._join(s)
+        feeding = [s for s in self.slots if s.pending and s.ready_step <= self.step]
+        if not feeding:
+            return
+        views = self._views()
+        feeding = self._within_context(feeding, views)
+        if not feeding:
+            return
         feeds = []
         for s in feeding:
             if not s.worker.feed_steps:
                 self.result.events.append(Event("start", self.step, s.worker.index))
             pages, offsets, positions = self.table.append(s.block, len(s.pending))
             feeds.append(Feed(s.worker.index, s.block, s.pending, pages, offsets, positions))
+            if self.result.trace is not None:
+                view = views[s.worker.index]
+                self.result.trace.append((self.step, s.worker.index, s.block, positions[0], list(s.pending), view.segments, view.own_offset, not s.flush))
             s.worker.feed_steps.extend([self.step] * len(s.pending))
+            s.own.extend(s.pending)
             s.pending = []
         logits = self._forward(feeds, views)
-        self._sample(feeding, logits, progress)
+        rows = [i for i, s in enumerate(feeding) if not s.flush]
+        for s in feeding:
+            s.flush = False
+        if rows:
+            self._sample([feeding[i] for i in rows], logits[rows], progress, views)
+
+    def _within_context(self, feeding: list[_Slot], views: dict[int, View]) -> list[_Slot]:
+        """Workers whose view would pass the model's context end with an event, not an error."""
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit is None:
+            return feeding
+        keep = []
+        for s in feeding:
+            end = views[s.worker.index].own_offset + self.table.blocks[s.block].length + len(s.pending)
+            if end > limit:
+                s.pending, s.flush = [], False
+                self._retire(s, "context")
+            else:
+                keep.append(s)
+        return keep
 
     def _forward(self, feeds: list[Feed], views: dict[int, View]) -> torch.Tensor:
         """One model call over all fed tokens; returns fp32 logits [F, vocab] at each feed's end."""
@@ -145,33 +243,134 @@ class Run:
         stats.steps = self.step
         return out.logits[0].float()
 
-    def _sample(self, slots: list[_Slot], logits: torch.Tensor, progress) -> None:
+    def _sample(self, slots: list[_Slot], logits: torch.Tensor, progress, views=None) -> None:
         sampled = {}
         for s, row in zip(slots, logits):
             w = s.worker
-            ids = s.ids[:, : len(self.prompt) + len(w.feed_steps)]  # prompt + own fed tokens
             if w.logits is not None:
                 w.logits.append(row.detach().cpu().clone())
-            token = s.sampler(ids, row[None])
+                view = views[w.index] if views else View((), 0)
+                w.views.append((view.segments, s.block, view.own_offset))
+            token = s.sampler(torch.tensor([self.prompt + s.own]), row[None])
             w.token_ids.append(token)
             w.sample_steps.append(self.step)
             sampled[w.index] = token
+            s.pending = [token]
             if token in self.eos and not self.options.ignore_eos:
+                s.pending = []
                 self._retire(s, "eos")
-            elif len(w.token_ids) >= self.options.max_new_tokens:
+            elif len(w.token_ids) >= s.budget:
                 self._retire(s, "max_new_tokens")
-            else:
-                s.pending = [token]
-            s.ids[0, len(self.prompt) + len(w.header_ids) + len(w.token_ids) - 1] = token
         self.result.stats.generated_tokens += len(sampled)
         progress.update(len(sampled))
+        if self.adaptive is not None and self.adaptive.controller is not None:
+            self._control(sampled)
         if self.options.callback is not None and sampled:
             self.options.callback(StepUpdate(self.step, sampled, self.result))
 
+    # -- control -------------------------------------------------------------------------------
+    def _control(self, sampled: dict[int, int]) -> None:
+        adaptive = self.adaptive
+        for index in sampled:
+            s = self.slots[index]
+            if s.state == "active" and s.controlled:
+                text = adaptive.decode(s.worker.token_ids)
+                self._apply(adaptive.controller.observe(index, text))
+        cap = adaptive.controller.limits.max_total_tokens
+        if cap is not None and self.result.stats.generated_tokens >= cap:
+            for s in self.slots:
+                self._retire(s, "max_total_tokens")
+
+    def _apply(self, decisions) -> None:
+        for d in decisions:
+            if isinstance(d, ctl.StartChildren):
+                self._spawn(d)
+            elif isinstance(d, ctl.Pause):
+                s = self.slots[d.worker]
+                s.state, s.flush = "waiting", bool(s.pending)
+                self.result.events.append(Event("wait", self.step, d.worker))
+            elif isinstance(d, ctl.Retire):
+                self._retire(self.slots[d.worker], d.reason)
+            elif isinstance(d, ctl.Resume):
+                s = self.slots[d.parent]
+                s.join = (d.children, d.head)
+                if s.state == "active":  # joined at once (<wait> after its helpers finished)
+                    s.state, s.flush = "waiting", bool(s.pending)
+            elif isinstance(d, ctl.Note):
+                self.result.events.append(Event(d.kind, self.step, d.worker, {"reason": d.reason}))
+
+    def _spawn(self, d: ctl.StartChildren) -> None:
+        parent = self.slots[d.parent]
+        protocol = self.adaptive.controller.protocol
+        base, ready = (), self.step + 1
+        if protocol.context == "fork":  # the parent's view up to and including the spawning marker
+            length = self.table.blocks[parent.block].length + len(parent.pending)
+            base = self._views()[d.parent].with_prefix(parent.block, length)
+            ready += 1 if parent.pending else 0
+        children = []
+        for head in d.heads:
+            index = len(self.slots)
+            group = d.parent if protocol.siblings_visible else -(index + 2)
+            name = f"{parent.worker.name}.{len(parent.worker.children) + 1}"
+            child = self._add_worker(name, self.adaptive.encode(head), d.parent, base, group)
+            child.ready_step = ready
+            child.worker.head = head
+            parent.worker.children.append(index)
+            children.append(index)
+        self.result.events.append(Event("spawn", self.step, d.parent, {"children": children, "heads": list(d.heads)}))
+
     def _retire(self, s: _Slot, reason: str) -> None:
-        s.done = True
-        s.worker.finish_reason = reason
+        if s.state == "done":
+            return
+        waiting, s.state, s.join = s.state == "waiting", "done", None
+        s.worker.finish_reason, s.worker.retire_step = reason, self.step
+        if not waiting:  # a waiting worker's last token is already being flushed
+            keep = self.adaptive is not None and self.adaptive.flush and bool(s.pending)
+            s.flush = keep
+            if not keep:
+                s.pending = []
         self.result.events.append(Event("done", self.step, s.worker.index, {"reason": reason}))
+        if s.controlled:
+            self._apply(self.adaptive.controller.retired(s.worker.index))
+
+    def _join(self, parent: _Slot) -> None:
+        """Place the joined children after the parent's block and start the parent's next block."""
+        children, head = parent.join
+        overlap = self.adaptive.controller.protocol.layout == "overlap"
+        trail = list(parent.span(self.table))
+        start = _end(trail)
+        widest = 0
+        for c in children:
+            self.slots[c].absorbed = True
+            span = self.slots[c].span(self.table)
+            trail += [Segment(seg.block, seg.length, start + seg.offset) for seg in span if seg.length > 0]
+            width = _end(span)
+            widest = max(widest, width)
+            if not overlap:
+                start += width
+        parent.trail = tuple(seg for seg in trail if seg.length > 0)
+        parent.block = self.table.new_block(parent.worker.index).id
+        parent.worker.blocks.append(parent.block)
+        parent.pending, parent.state, parent.join = self.adaptive.encode(head), "active", None
+        parent.ready_step = self.step
+        parent.worker.join_steps.append(self.step)
+        self.result.events.append(Event("join", self.step, parent.worker.index, {"children": list(children)}))
+
+    def _add_finisher(self) -> None:
+        """A last worker that sees every block (prompt, then each worker's blocks not already
+        joined into another's, in worker order) and writes the final answer."""
+        live = [(seg.block, seg.length) for s in self.slots if not s.absorbed for seg in s.span(self.table)]
+        base, offset = [Segment(self.prompt_block, len(self.prompt), 0)], len(self.prompt)
+        for block, length in live:
+            if length > 0:
+                base.append(Segment(block, length, offset))
+                offset += length
+        finisher = self._add_worker(
+            "Finisher", self.adaptive.finisher, None, tuple(base), _FINISHER_GROUP, budget=self.adaptive.finisher_tokens,
+            controlled=False,
+        )
+        finisher.ready_step = self.step + 1
+        finisher.worker.role = "finisher"
 
     # -- the result ----------------------------------------------------------------------------
     def finish(self, reason: str | None = None) -> Result:
@@ -186,12 +385,31 @@ class Run:
         if reason:
             result.events.append(Event(reason, self.step))
         result.complete = reason is None
+        result.blocks = {b: list(tokens) for b, tokens in self._block_tokens().items()}
         stats.kv_tokens = self.table.tokens
         stats.kv_bytes = self.cache.kv_bytes()
         stats.kv_reserved_bytes = self.cache.reserved_bytes()
         stats.wall_time_s = time.perf_counter() - self.t0
         stats.tokens_per_s = stats.generated_tokens / max(stats.wall_time_s, 1e-9)
         return result
+
+    def _block_tokens(self) -> dict[int, list[int]]:
+        """Every block's fed tokens, from each worker's fed stream split at its block lengths."""
+        out = {self.prompt_block: self.prompt}
+        for s in self.slots:
+            i = 0
+            for b in s.worker.blocks:
+                n = self.table.blocks[b].length
+                out[b] = s.own[i : i + n]
+                i += n
+        return out
+
+
+_FINISHER_GROUP = -(10**9)  # a group of its own: it sees its base, no live peers
+
+
+def _end(segments) -> int:
+    return max((s.offset + s.length for s in segments), default=0)
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

@@ -58,7 +58,9 @@ def check_prompt(prompt, template, tokenizer) -> None:
         )
 
 
-def encode(prompt, template, tokenizer, workers: int) -> Encoded:
+def encode(prompt, template, tokenizer, workers: int, system: str | None = "collaborate.md", headers: bool = True) -> Encoded:
+    """`system`: the prompts/ file of the system prompt (None: the chat template's own);
+    `headers`: start each worker's block with its name."""
     names = worker_names(workers)
     if template is None:
         ids = list(prompt) if not isinstance(prompt, str) else tokenizer(prompt, add_special_tokens=False).input_ids
@@ -67,14 +69,15 @@ def encode(prompt, template, tokenizer, workers: int) -> Encoded:
         ids = list(prompt)
     else:
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
-        system = prompts.load("collaborate.md").format(count=workers, names=", ".join(names))
-        if messages[0]["role"] == "system":
-            system = system + "\n\n" + messages[0]["content"]
-            messages = messages[1:]
-        text = tokenizer.apply_chat_template(
-            [{"role": "system", "content": system}, *messages], tokenize=False, add_generation_prompt=True
-        )
-        ids = tokenizer(text, add_special_tokens=False).input_ids
+        if system is not None:
+            text = prompts.load(system).format(count=workers, names=", ".join(names))
+            if messages[0]["role"] == "system":
+                text = text + "\n\n" + messages[0]["content"]
+                messages = messages[1:]
+            messages = [{"role": "system", "content": text}, *messages]
+        chat = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = tokenizer(chat, add_special_tokens=False).input_ids
+    if not headers:
+        return Encoded(ids, [[] for _ in names], names)
     header = prompts.load("worker_header.txt")
-    headers = [tokenizer(header.format(name=n), add_special_tokens=False).input_ids for n in names]
-    return Encoded(ids, headers, names)
+    return Encoded(ids, [tokenizer(header.format(name=n), add_special_tokens=False).input_ids for n in names], names)

@@ -99,3 +99,42 @@ def replay(model, result) -> dict[tuple[int, int], torch.Tensor]:
                 if s == step:
                     expected[(w.index, k)] = logits
     return expected
+
+
+@torch.no_grad()
+def replay_trace(model, result) -> dict[tuple[int, int], torch.Tensor]:
+    """{(worker, k): fp32 logits} by the plain model over the views collab recorded (needs
+    output_logits=True). Each feed's context is its view's segments, keys rotated to the segment
+    offsets; its own tokens sit at own offset + block-local position."""
+    inv_freq = rope_inv_freq(model)
+    layers = model.config.num_hidden_layers
+    store: dict[tuple[int, int], tuple] = {}  # (block, local) -> (keys per layer, values per layer, position)
+    feed_logits: dict[tuple[int, int], torch.Tensor] = {}  # (worker, step) -> logits
+    for step, worker, block, first, tokens, segments, own_offset, _ in result.trace:
+        own = [(block, j) for j in range(first)]
+        keys = [(seg.block, j) for seg in segments for j in range(seg.length)]
+        where = [seg.offset + j for seg in segments for j in range(seg.length)] + [own_offset + j for j in range(first)]
+        keys += own
+        cache = DynamicCache(config=model.config)
+        if keys:
+            now = torch.tensor(where)
+            then = torch.tensor([store[k][2] for k in keys])
+            for layer in range(layers):
+                k = torch.stack([store[key][0][layer] for key in keys], dim=1)
+                v = torch.stack([store[key][1][layer] for key in keys], dim=1)
+                cache.update(_rope(k, now - then, inv_freq)[None], v[None], layer)
+        positions = [own_offset + first + i for i in range(len(tokens))]
+        # The plain model's causal mask assumes new tokens follow all cached ones: true here,
+        # since the cache holds exactly the view before the new tokens.
+        out = model(input_ids=torch.tensor([tokens]), position_ids=torch.tensor([positions]), past_key_values=cache)
+        n = len(tokens)
+        for i in range(n):
+            ks = [cache.layers[l].keys[0, :, -n + i] for l in range(layers)]
+            vs = [cache.layers[l].values[0, :, -n + i] for l in range(layers)]
+            store[(block, first + i)] = (ks, vs, positions[i])
+        feed_logits[(worker, step)] = out.logits[0, -1].float()
+    expected = {}
+    for w in result.workers:
+        for k, step in enumerate(w.sample_steps):
+            expected[(w.index, k)] = feed_logits[(w.index, step)] if (w.index, step) in feed_logits else feed_logits[(-1, 0)]
+    return expected

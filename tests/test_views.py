@@ -21,8 +21,8 @@ def test_control_plane_imports_no_torch(name):
 
 def test_full_views_stack_others_in_ascending_order():
     prompt = Segment(0, 10, 0)
-    workers = [WorkerState(0, 1, 3), WorkerState(1, 2, 0), WorkerState(2, 3, 5)]
-    views = full_views(prompt, workers)
+    workers = [WorkerState(0, 1, 3, (prompt,)), WorkerState(1, 2, 0, (prompt,)), WorkerState(2, 3, 5, (prompt,))]
+    views = full_views(workers)
     assert views[0].segments == (prompt, Segment(3, 5, 10))  # worker 1 has nothing yet: dropped
     assert views[0].own_offset == 15
     assert views[1].segments == (prompt, Segment(1, 3, 10), Segment(3, 5, 13))
@@ -32,8 +32,23 @@ def test_full_views_stack_others_in_ascending_order():
 
 def test_none_views_see_only_the_prompt():
     prompt = Segment(0, 7, 0)
-    views = none_views(prompt, [WorkerState(0, 1, 4), WorkerState(1, 2, 9)])
+    views = none_views([WorkerState(0, 1, 4, (prompt,)), WorkerState(1, 2, 9, (prompt,))])
     assert all(v.segments == (prompt,) and v.own_offset == 7 for v in views.values())
+
+
+def test_groups_trails_and_forked_bases():
+    prompt = Segment(0, 10, 0)
+    parent_view = full_views([WorkerState(0, 1, 6, (prompt,))])[0]
+    fork = parent_view.with_prefix(1, 6)  # what a child spawned now inherits
+    assert fork == (prompt, Segment(1, 6, 10))
+    kids = [WorkerState(1, 2, 4, fork, group=0), WorkerState(2, 3, 2, fork, group=0), WorkerState(3, 4, 1, fork, group=-5)]
+    trail = (Segment(1, 7, 0), Segment(2, 4, 7), Segment(3, 2, 11))  # a parent that joined
+    joined = WorkerState(0, 5, 0, (prompt,), trail)
+    views = full_views(kids + [joined])
+    assert views[1].segments == (*fork, Segment(3, 2, 16)) and views[1].own_offset == 18  # sibling 2 live
+    assert views[3].segments == fork and views[3].own_offset == 16  # its own group: alone
+    assert views[0].segments == (prompt, Segment(1, 7, 10), Segment(2, 4, 17), Segment(3, 2, 21))
+    assert views[0].own_offset == 23
 
 
 def test_resolve_visibility_lists_valid_names():

@@ -1,0 +1,84 @@
+"""Final-answer extraction and comparison. Equivalence of math answers uses math-verify."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
+_CODE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
+
+
+def boxed(text: str) -> str | None:
+    """Content of the last \\boxed{...}, braces balanced."""
+    start = text.rfind("\\boxed{")
+    if start == -1:
+        return None
+    depth, i = 0, start + len("\\boxed")
+    for j in range(i, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        if depth == 0:
+            return text[i + 1 : j].strip()
+    return None
+
+
+def last_number(text: str) -> str | None:
+    found = _NUMBER.findall(text)
+    return found[-1].replace(",", "") if found else None
+
+
+def last_code_block(text: str) -> str | None:
+    found = _CODE.findall(text)
+    return found[-1] if found else None
+
+
+def extract(text: str | None, kind: str = "auto") -> str | None:
+    """kind: "boxed", "number", "code", or "auto" (boxed, else the last number)."""
+    if not text:
+        return None
+    if kind == "boxed":
+        return boxed(text)
+    if kind == "number":
+        return last_number(text)
+    if kind == "code":
+        return last_code_block(text)
+    if kind != "auto":
+        raise ValueError(f"unknown answer kind {kind!r}; valid kinds are 'auto', 'boxed', 'number', 'code'")
+    return boxed(text) or last_number(text)
+
+
+def equivalent(a: str | None, b: str | None) -> bool:
+    """Math-aware equality (1/2 == 0.5 == \\frac{1}{2}) through math-verify, else exact text."""
+    if a is None or b is None:
+        return False
+    if a.strip() == b.strip():
+        return True
+    try:
+        from math_verify import parse, verify
+
+        return bool(verify(parse(_as_math(a)), parse(_as_math(b))))
+    except Exception:  # math-verify could not parse one side: they are not shown equal
+        return False
+
+
+def _as_math(s: str) -> str:
+    return s if "\\" in s or "$" in s else f"${s}$"
+
+
+def majority(answers: list[str | None]) -> str | None:
+    """The most common answer up to equivalence; ties go to the earliest."""
+    groups: list[list[str]] = []
+    for a in answers:
+        if a is None:
+            continue
+        for g in groups:
+            if equivalent(g[0], a):
+                g.append(a)
+                break
+        else:
+            groups.append([a])
+    if not groups:
+        return None
+    counts = Counter({i: len(g) for i, g in enumerate(groups)})
+    best = max(counts.values())
+    return groups[min(i for i, c in counts.items() if c == best)][0]

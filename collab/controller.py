@@ -1,0 +1,172 @@
+"""The adaptive controller: turns markers in workers' text into spawns, joins and retirements.
+Pure Python, no torch.
+
+The runtime calls `observe(worker, text)` with each worker's generated text after every step
+and `retired(worker)` when a worker stops for any reason; both return decisions for the runtime
+to carry out. Limits are enforced here: a spawn beyond a limit is refused and reported, never
+raised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .protocols import Done, Malformed, Protocol, Spawn, Wait
+
+
+@dataclass(slots=True)
+class Limits:
+    """Bounds on adaptive spawning. None means: no bound beyond the others."""
+
+    max_concurrent: int = 8  # workers feeding tokens at once (waiting parents do not count)
+    max_workers: int = 32  # workers in one run, roots included
+    max_depth: int = 2  # nesting: roots are depth 0, their children 1, ...
+    max_total_tokens: int | None = None  # sampled tokens over all workers
+
+    def __post_init__(self):
+        for name in ("max_concurrent", "max_workers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"limits.{name} must be an int >= 1, got {value!r}")
+        if isinstance(self.max_depth, bool) or not isinstance(self.max_depth, int) or self.max_depth < 0:
+            raise ValueError(f"limits.max_depth must be an int >= 0, got {self.max_depth!r}")
+        if self.max_total_tokens is not None and (not isinstance(self.max_total_tokens, int) or self.max_total_tokens < 1):
+            raise ValueError(f"limits.max_total_tokens must be an int >= 1 or None, got {self.max_total_tokens!r}")
+
+
+# Decisions for the runtime.
+@dataclass(frozen=True, slots=True)
+class StartChildren:
+    parent: int
+    heads: tuple[str, ...]
+    wait: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    worker: int  # stops feeding until its children are done
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    parent: int
+    children: tuple[int, ...]  # joined, in spawn order
+    head: str
+
+
+@dataclass(frozen=True, slots=True)
+class Retire:
+    worker: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    kind: str  # "refused" or "malformed"
+    worker: int
+    reason: str
+
+
+Decision = StartChildren | Pause | Resume | Retire | Note
+
+
+@dataclass(slots=True)
+class Node:
+    index: int
+    parent: int | None
+    depth: int
+    state: str = "active"  # "active", "waiting", "done"
+    children: list[int] = field(default_factory=list)
+    joined: set[int] = field(default_factory=set)
+    cursor: int = 0
+    memo: dict = field(default_factory=dict)
+
+
+class Controller:
+    def __init__(self, protocol: Protocol, limits: Limits):
+        self.protocol, self.limits = protocol, limits
+        self.nodes: dict[int, Node] = {}
+        self._reserved = 0  # children decided but not yet registered
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def add(self, index: int, parent: int | None) -> None:
+        depth = 0 if parent is None else self.nodes[parent].depth + 1
+        self.nodes[index] = Node(index, parent, depth)
+        if parent is not None:
+            self.nodes[parent].children.append(index)
+            self._reserved -= 1
+
+    @property
+    def active(self) -> int:
+        return sum(n.state == "active" for n in self.nodes.values()) + self._reserved
+
+    # -- reading text --------------------------------------------------------------------------
+    def observe(self, index: int, text: str) -> list[Decision]:
+        node = self.nodes[index]
+        if node.state != "active":
+            return []
+        actions, node.cursor = self.protocol.scan(text, node.cursor, node.parent is not None, node.memo)
+        out: list[Decision] = []
+        for action in actions:
+            if node.state != "active":
+                break
+            if isinstance(action, Spawn):
+                out += self._spawn(node, action)
+            elif isinstance(action, Wait):
+                out += self._wait(node)
+            elif isinstance(action, Done):
+                node.state = "done"
+                out.append(Retire(index, f"done marker {action.marker!r}"))
+            elif isinstance(action, Malformed):
+                out.append(Note("malformed", index, action.reason))
+        return out
+
+    def spawn(self, index: int, heads: tuple[str, ...], wait: bool) -> list[Decision]:
+        """Spawn on the runtime's initiative (fixed paths), under the same limits."""
+        return self._spawn(self.nodes[index], Spawn(tuple(heads), wait))
+
+    def _spawn(self, node: Node, action: Spawn) -> list[Decision]:
+        lim = self.limits
+        if node.depth + 1 > lim.max_depth:
+            return [Note("refused", node.index, f"nesting depth {node.depth + 1} exceeds limits.max_depth={lim.max_depth}")]
+        room_total = lim.max_workers - len(self.nodes) - self._reserved
+        room_concurrent = lim.max_concurrent - self.active + (1 if action.wait else 0)
+        allowed = max(0, min(len(action.heads), room_total, room_concurrent))
+        out: list[Decision] = []
+        if allowed < len(action.heads):
+            which = "max_workers" if room_total <= room_concurrent else "max_concurrent"
+            value = getattr(lim, which)
+            out.append(Note("refused", node.index, f"{len(action.heads) - allowed} of {len(action.heads)} spawns refused: limits.{which}={value}"))
+        if allowed:
+            self._reserved += allowed
+            out.append(StartChildren(node.index, action.heads[:allowed], action.wait))
+            if action.wait:
+                node.state = "waiting"
+                out.append(Pause(node.index))
+        return out
+
+    def _wait(self, node: Node) -> list[Decision]:
+        if all(self.nodes[c].state == "done" for c in node.children if c not in node.joined) and not self._reserved:
+            return self._join(node) if set(node.children) - node.joined else [Note("malformed", node.index, "<wait> with no helpers running: ignored")]
+        node.state = "waiting"
+        return [Pause(node.index)]
+
+    # -- retirements and joins -----------------------------------------------------------------
+    def retired(self, index: int) -> list[Decision]:
+        node = self.nodes[index]
+        node.state = "done"
+        parent = self.nodes.get(node.parent) if node.parent is not None else None
+        if parent is None or parent.state != "waiting":
+            return []
+        if any(self.nodes[c].state != "done" for c in parent.children if c not in parent.joined):
+            return []
+        return self._join(parent)
+
+    def _join(self, node: Node) -> list[Decision]:
+        children = tuple(c for c in node.children if c not in node.joined)
+        node.joined.update(children)
+        node.state = "active"
+        return [Resume(node.index, children, self.protocol.join_head)]
+
+    def waiting(self) -> list[int]:
+        return [n.index for n in self.nodes.values() if n.state == "waiting"]

@@ -1,0 +1,42 @@
+"""The default protocol for instruct models, taught by prompting (prompts/markers.md).
+
+    <spawn>a task for a helper</spawn>   start a helper on that task (repeat for more helpers)
+    <wait>                               pause until all your helpers are done, then read their work
+    <done>                               you are finished
+
+A helper's block starts with its task (prompts/markers_child.txt); it sees its parent's view up
+to the spawn, and, under "full" visibility, its sibling helpers' live work.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .. import prompts
+from .base import Done, Malformed, Protocol, Spawn, Wait, scan_tags
+
+_SPAWN = re.compile(r"<spawn>(.*?)</spawn>", re.S | re.I)
+_OPEN = re.compile(r"<spawn>", re.I)
+_WAIT = re.compile(r"<(?:wait|join)\s*/?>", re.I)
+_DONE = re.compile(r"<done\s*/?>", re.I)
+
+
+class Markers(Protocol):
+    name = "markers"
+    layout = "contiguous"
+    context = "fork"
+    siblings_visible = True
+    join_head = "\n"
+    prompt = "markers.md"
+
+    def scan(self, text, start, child, memo):
+        return scan_tags(text, start, [(_SPAWN, self._spawn), (_WAIT, lambda m: [Wait()]), (_DONE, lambda m: [Done(m.group(0))])], _OPEN)
+
+    def _spawn(self, m):
+        task = m.group(1).strip()
+        if not task:
+            return [Malformed("empty <spawn></spawn>: no helper started")]
+        if _OPEN.search(task):
+            return [Malformed("nested <spawn> inside a <spawn> task: no helper started")]
+        head = prompts.load("markers_child.txt").format(task=task)
+        return [Spawn((head,), wait=False)]

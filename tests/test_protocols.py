@@ -1,0 +1,147 @@
+"""Every protocol through the real runtime on a tiny model, its text forced by a script: the
+right children with the right heads, the documented views, exact logits, no token fed twice."""
+
+import pytest
+import torch
+from oracle import replay_trace
+from scripted import CharTokenizer, Script
+
+import collab
+from collab.views import Segment
+from conftest import tiny_model
+
+PROMPT = "Q: add 1 and 2, then double.\n"
+
+
+def scripted_run(strategy, scripts, workers=1, **kw):
+    model = tiny_model(vocab_size=128, eos_token_id=3)
+    tok = CharTokenizer()
+    kw = {"max_new_tokens": 200, "template": None, "output_logits": True, "seed": 0, **kw}
+    result = collab.generate(
+        model, PROMPT, tokenizer=tok, strategy=strategy, workers=workers,
+        logits_processor=[Script(len(PROMPT), scripts)], **kw,
+    )
+    return model, tok, result
+
+
+def text(tok, ids):
+    return tok.decode(ids)
+
+
+def check_exact_and_fed_once(model, result):
+    expected = replay_trace(model, result)
+    for w in result.workers:
+        for k, logits in enumerate(w.logits):
+            assert (expected[(w.index, k)] - logits).abs().max().item() <= 1e-4, (w.name, k)
+    distinct = sum(len(tokens) for tokens in result.blocks.values())
+    assert result.stats.tokens_fed == result.stats.kv_tokens == distinct
+    fed = [(b, p) for _, _, b, first, toks, *_ in result.trace for p in range(first, first + len(toks))]
+    assert len(fed) == len(set(fed)), "a token was fed twice"
+
+
+ROOT_MV = "<Parallel>\n<Goal>\n<Outline>1: add</Outline>\n<Outline>2: double</Outline>\n</Goal>"
+MULTIVERSE = [
+    ROOT_MV + "<Conclusion>\n6\n</Conclusion>\n</Parallel>",
+    "<Path>\n1: 1+2=3\n</Path>",
+    "<Path>\n2: 3*2=6\n</Path>",
+]
+
+
+def test_multiverse_paths_overlap_and_the_conclusion_sees_them():
+    model, tok, r = scripted_run("multiverse", MULTIVERSE)
+    root, p1, p2 = r.workers
+    assert [p1.head, p2.head] == ["<Path>\n1:", "<Path>\n2:"] and p1.parent == p2.parent == 0
+    assert text(tok, p1.header_ids + p1.token_ids).endswith("</Path>") and p1.finish_reason.startswith("done marker")
+    n = len(PROMPT)
+    goal = len(ROOT_MV)
+    prefix = (Segment(0, n, 0), Segment(root.blocks[0], goal, n))  # the root's view up to </Goal>
+    for path in (p1, p2):
+        segments, block, own_offset = path.views[0]
+        assert segments == prefix and own_offset == n + goal  # both paths at one position
+    l1, l2 = (len(r.blocks[p.blocks[0]]) for p in (p1, p2))
+    segments, block, own_offset = root.views[-1]  # the conclusion
+    assert segments == (Segment(0, n, 0), Segment(root.blocks[0], goal, n), Segment(p1.blocks[0], l1, n + goal), Segment(p2.blocks[0], l2, n + goal))
+    assert own_offset == n + goal + max(l1, l2) and block == root.blocks[1]
+    assert text(tok, r.blocks[root.blocks[1]]).startswith("<Conclusion>\n6")
+    assert [e.kind for e in r.events].count("spawn") == 1 and [e.kind for e in r.events].count("join") == 1
+    assert root.join_steps and root.finish_reason == "eos"
+    check_exact_and_fed_once(model, r)
+
+
+def test_threadweaver_threads_are_contiguous_and_the_parent_continues_after_parallel():
+    root_text = "<Parallel>\n<Outlines>\n<Outline>1: a</Outline>\n<Outline>2: b</Outline>\n</Outlines>"
+    scripts = [root_text + "</Parallel>\nso 6", "<Thread>\n1: x\n</Thread>", "<Thread>\n2: yy\n</Thread>"]
+    model, tok, r = scripted_run("threadweaver", scripts)
+    root, t1, t2 = r.workers
+    assert [t1.head, t2.head] == ["<Thread>\n1:", "<Thread>\n2:"]
+    n, goal = len(PROMPT), len(root_text)
+    l1, l2 = (len(r.blocks[t.blocks[0]]) for t in (t1, t2))
+    segments, block, own_offset = root.views[-1]
+    assert segments[-2:] == (Segment(t1.blocks[0], l1, n + goal), Segment(t2.blocks[0], l2, n + goal + l1))
+    assert own_offset == n + goal + l1 + l2
+    assert text(tok, r.blocks[root.blocks[1]]).startswith("</Parallel>\n")
+    check_exact_and_fed_once(model, r)
+
+
+def test_apr_children_see_only_the_prompt_and_their_line():
+    call = "<Calling Sub Searches>\n<Start Sub Search 0 at level 1> try 3\n<Start Sub Search 1 at level 1> try 4\n<End Calling Sub Searches>"
+    scripts = [call + "\n<Sub Searches Done>\nbest: 3", "<Start Sub Search 0 at level 1> try 3\nok<End Sub Search>",
+               "<Start Sub Search 1 at level 1> try 4\nno"]
+    model, tok, r = scripted_run("apr", scripts)
+    root, c0, c1 = r.workers
+    assert c0.head.startswith("<Start Sub Search 0 at level 1> try 3") and c1.head.startswith("<Start Sub Search 1")
+    for c in (c0, c1):
+        segments, _, own_offset = c.views[0]
+        assert segments == (Segment(0, len(PROMPT), 0),) and own_offset == len(PROMPT)
+    assert c0.finish_reason.startswith("done marker") and c1.finish_reason == "eos"
+    segments, _, _ = root.views[-1]
+    assert {s.block for s in segments} >= {c0.blocks[0], c1.blocks[0]}
+    check_exact_and_fed_once(model, r)
+
+
+def test_parathinker_paths_start_together_and_the_summary_sees_all():
+    scripts = ["<summary>\nall agree: 6", "<think1>\na 6</think1>", "<think2>\nb 6</think2>", "<think3>\nc 6</think3>"]
+    model, tok, r = scripted_run("parathinker", scripts, workers=3)
+    root, *paths = r.workers
+    assert [p.head for p in paths] == ["<think1>\n", "<think2>\n", "<think3>\n"]
+    assert all(p.views[0] == ((Segment(0, len(PROMPT), 0),), p.blocks[0], len(PROMPT)) for p in paths)
+    lengths = [len(r.blocks[p.blocks[0]]) for p in paths]
+    segments, block, own_offset = root.views[0]  # the root's first token is the summary's
+    assert segments[1:] == tuple(Segment(p.blocks[0], l, len(PROMPT)) for p, l in zip(paths, lengths))
+    assert own_offset == len(PROMPT) + max(lengths)
+    assert root.token_ids and text(tok, r.blocks[root.blocks[-1]]).startswith("<summary>\nall agree")
+    check_exact_and_fed_once(model, r)
+
+
+def test_markers_helpers_run_beside_the_parent_and_join_on_wait():
+    lead = "split. <spawn>find a</spawn><spawn>find b</spawn> I check. <wait>"
+    scripts = [lead + "\nboth found. <done>", "\nHelper task: find a\na=1 <done>", "\nHelper task: find b\nb=2 <done>"]
+    model, tok, r = scripted_run("adaptive", scripts, finisher=False)
+    root, h1, h2 = r.workers
+    assert [h1.head, h2.head] == ["\nHelper task: find a\n", "\nHelper task: find b\n"]
+    assert h1.spawn_step < h2.spawn_step  # spawned as each marker closed, while the lead kept writing
+    assert root.finish_reason.startswith("done marker") and root.join_steps
+    segments, _, _ = root.views[-1]
+    assert {h1.blocks[0], h2.blocks[0]} <= {s.block for s in segments}
+    check_exact_and_fed_once(model, r)
+
+
+def test_finisher_reads_everything_and_gives_the_answer():
+    lead = "<spawn>add</spawn><wait>"
+    scripts = [lead + "\nso the answer is 3 <done>", "\nHelper task: add\n1+2=3 <done>",
+               "\n\nTime is up. Based on all the work above, the final answer is: 3"]
+    model, tok, r = scripted_run("adaptive", scripts, finisher=True, finisher_tokens=8)
+    fin = r.finisher
+    assert fin is not None and r.answer == "3"
+    segments, _, _ = fin.views[0]
+    blocks = {s.block for s in segments}
+    assert all(b in blocks for w in r.workers if w is not fin for b in w.blocks)
+    check_exact_and_fed_once(model, r)
+
+
+def test_skeleton_outline_points_then_join():
+    outline = "1. first\n2. second\n\n"
+    scripts = [outline + "\nCombining the points above, the answer is:\ndone", "Point 1: first\nA", "Point 2: second\nB"]
+    model, tok, r = scripted_run("skeleton", scripts)
+    assert [w.head for w in r.workers[1:]] == ["Point 1: first\n", "Point 2: second\n"]
+    check_exact_and_fed_once(model, r)
