@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from .config import MAX_WORKERS
+from .strategies import STRATEGIES
 from .views import POLICIES
 
 
@@ -14,7 +15,8 @@ def _generate_parser() -> argparse.ArgumentParser:
     p.add_argument("prompt", help="the question or task")
     p.add_argument("--model", default=None, help="model id or local path (default: the embedded SmolLM2-135M-Instruct)")
     p.add_argument("--workers", type=int, default=2, help=f"concurrent workers, 1..{MAX_WORKERS} (default 2)")
-    p.add_argument("--visibility", default="full", choices=sorted(POLICIES))
+    p.add_argument("--visibility", default=None, choices=sorted(POLICIES), help="default: the strategy's, else full")
+    p.add_argument("--strategy", default=None, choices=sorted(STRATEGIES), help="a preset (default: none)")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--raw", action="store_true", help="raw mode: no chat template, no worker headers")
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
@@ -48,6 +50,7 @@ def generate_main(argv: list[str]) -> int:
         tokenizer=tokenizer,
         workers=args.workers,
         visibility=args.visibility,
+        strategy=args.strategy,
         template=None if args.raw else "default",
         max_new_tokens=args.max_new_tokens,
         do_sample=args.sample or None,
@@ -58,9 +61,12 @@ def generate_main(argv: list[str]) -> int:
         progress=not args.no_progress,
     )
     for worker in result.workers:
-        print(f"=== {worker.name} ({len(worker.token_ids)} tokens, {worker.finish_reason})")
+        parent = f", child of {result.workers[worker.parent].name}" if worker.parent is not None else ""
+        print(f"=== {worker.name} ({len(worker.token_ids)} tokens, {worker.finish_reason}{parent})")
         print((worker.text or "").strip())
         print()
+    if result.answer is not None:
+        print(f"=== answer: {result.answer}")
     s = result.stats
     print(
         f"--- {len(result.workers)} workers, {s.generated_tokens} tokens in {s.wall_time_s:.1f} s "

@@ -82,3 +82,20 @@ def test_conversion_cache_honours_env(tmp_path):
     assert out.stdout.strip() == str(tmp_path / "SmolLM2-135M-Instruct")
     assert (tmp_path / "SmolLM2-135M-Instruct" / "model.safetensors").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".convert-")]
+
+
+@pytest.mark.parametrize("strategy", list(collab.STRATEGIES))
+def test_every_preset_runs_end_to_end(smol, strategy):
+    model, tokenizer = smol
+    kw = {"scorer": lambda text: -len(text)} if strategy == "best_of_n" else {}
+    r = collab.generate(model, "What is 6 times 7?", tokenizer=tokenizer, strategy=strategy, workers=2,
+                        max_new_tokens=16, finisher_tokens=8, seed=0, **kw)
+    assert r.complete and r.strategy == strategy
+    assert all(w.finish_reason for w in r.workers)
+    assert r.stats.kv_tokens == r.stats.tokens_fed
+    if strategy in ("self_consistency", "best_of_n"):
+        assert len(r.answers or r.scores) == 2
+    if strategy in ("hogwild", "adaptive"):
+        assert r.finisher is not None and r.answer is not None
+    if strategy == "parathinker":
+        assert [w.head for w in r.workers[1:]] == ["<think1>\n", "<think2>\n"] and r.workers[0].join_steps

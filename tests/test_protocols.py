@@ -13,8 +13,8 @@ from conftest import tiny_model
 PROMPT = "Q: add 1 and 2, then double.\n"
 
 
-def scripted_run(strategy, scripts, workers=1, **kw):
-    model = tiny_model(vocab_size=128, eos_token_id=3)
+def scripted_run(strategy, scripts, workers=1, context=512, **kw):
+    model = tiny_model(vocab_size=128, eos_token_id=3, max_position_embeddings=context)
     tok = CharTokenizer()
     kw = {"max_new_tokens": 200, "template": None, "output_logits": True, "seed": 0, **kw}
     result = collab.generate(
@@ -145,3 +145,53 @@ def test_skeleton_outline_points_then_join():
     model, tok, r = scripted_run("skeleton", scripts)
     assert [w.head for w in r.workers[1:]] == ["Point 1: first\n", "Point 2: second\n"]
     check_exact_and_fed_once(model, r)
+
+
+def test_limits_hold_when_the_model_spawns_without_end():
+    spawns = "".join(f"<spawn>t{i}</spawn>" for i in range(40))
+    limits = {"max_workers": 6, "max_concurrent": 3, "max_depth": 1, "max_total_tokens": 600}
+
+    class Endless(Script):
+        def __call__(self, input_ids, scores):
+            own = "".join(chr(i) for i in input_ids[0, self.prompt_len :].tolist())
+            if own.startswith("\nHelper task:"):  # helpers try to spawn too (refused: depth)
+                self.scripts = [own.split("\n", 2)[0] + "\n" + own.split("\n", 2)[1] + "\n" + spawns]
+                return Script.__call__(self, input_ids, scores)
+            self.scripts = [spawns]
+            return Script.__call__(self, input_ids, scores)
+
+    model = tiny_model(vocab_size=128, eos_token_id=3)
+    r = collab.generate(
+        model, PROMPT, tokenizer=CharTokenizer(), strategy="adaptive", workers=1, template=None, max_new_tokens=300,
+        finisher=False, limits=limits, output_logits=True, logits_processor=[Endless(len(PROMPT), [])],
+    )
+    assert len(r.workers) <= 6 and max(w.depth for w in r.workers) <= 1
+    per_step = {}
+    for step, worker, *_, sampled in r.trace:
+        if sampled and worker >= 0:
+            per_step.setdefault(step, set()).add(worker)
+    assert max(len(v) for v in per_step.values()) <= 3
+    kinds = [e.kind for e in r.events]
+    assert "refused" in kinds and r.stats.generated_tokens <= 600 + 3
+    reasons = " ".join(e.info.get("reason", "") for e in r.events if e.kind == "refused")
+    assert "limits.max_depth=1" in reasons and "limits.max_concurrent=3" in reasons
+    assert r.complete
+
+
+def test_malformed_markers_through_the_runtime_never_raise():
+    scripts = ["<spawn></spawn> <spawn>a <spawn>b</spawn> <wait> <Goal> <spawn>" + "z" * 620 + " end"]
+    model, tok, r = scripted_run("adaptive", scripts, finisher=False, max_new_tokens=700, context=1024)
+    reasons = [e.info["reason"] for e in r.events if e.kind == "malformed"]
+    assert any("empty" in x for x in reasons) and any("nested" in x for x in reasons)
+    assert any("unclosed" in x for x in reasons) and any("no helpers" in x for x in reasons)
+    assert len(r.workers) == 1 and r.complete
+
+
+def test_unknown_strategy_lists_valid_ones():
+    with pytest.raises(ValueError, match="valid strategies are 'hogwild', 'self_consistency', 'best_of_n'"):
+        collab.generate(tiny_model(), [1, 2, 3], template=None, strategy="beam")
+
+
+def test_best_of_n_needs_a_scorer():
+    with pytest.raises(ValueError, match="needs scorer="):
+        collab.generate(tiny_model(), [1, 2, 3], template=None, strategy="best_of_n")
