@@ -47,6 +47,7 @@ class Worker:
     join_steps: list[int] = field(default_factory=list)
     retire_step: int | None = None
     blocks: list[int] = field(default_factory=list)  # its blocks in order (a new one after each join)
+    step_ends: int = 0  # reasoning steps finished (counted when a protocol is active)
     feed_steps: list[int] = field(default_factory=list)  # step at which each of its tokens was fed
     sample_steps: list[int] = field(default_factory=list)  # step whose forward gave each token
     views: list | None = None  # with output_logits: (segments, own block, own offset) per sampled token

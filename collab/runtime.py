@@ -25,6 +25,7 @@ from .config import RunOptions
 from .plan import Feed, build_plan
 from .result import Event, Result, Worker
 from .sampling import WorkerSampler
+from .steps import StepDetector
 from .support import rope_inv_freq
 from .template import Encoded
 from .views import Segment, View, WorkerState, resolve_visibility
@@ -58,6 +59,7 @@ class _Slot:
     join: tuple | None = None  # (children, head) to join once their last tokens are fed
     controlled: bool = True  # read by the controller (the finisher is not)
     absorbed: bool = False  # joined into its parent's view
+    steps: StepDetector = field(default_factory=StepDetector)  # ends of reasoning steps in its text
 
     def state_for_views(self, length: int) -> WorkerState:
         return WorkerState(self.worker.index, self.block, length, self.base, self.trail, self.group)
@@ -273,9 +275,13 @@ class Run:
         adaptive = self.adaptive
         for index in sampled:
             s = self.slots[index]
-            if s.state == "active" and s.controlled:
+            if s.controlled:
                 text = adaptive.decode(s.worker.token_ids)
-                self._apply(adaptive.controller.observe(index, text))
+                if s.steps.feed(text):
+                    s.worker.step_ends = len(s.steps.ends)
+                    self.result.events.append(Event("step_end", self.step, index, {"steps": len(s.steps.ends)}))
+                if s.state == "active":
+                    self._apply(adaptive.controller.observe(index, text))
         cap = adaptive.controller.limits.max_total_tokens
         if cap is not None and self.result.stats.generated_tokens >= cap:
             for s in self.slots:
