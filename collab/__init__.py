@@ -13,7 +13,7 @@ from .models import load
 from .result import Event, Result, Stats, Worker
 from .runtime import StepUpdate
 from .support import SUPPORTED_FAMILIES, SUPPORTED_ROPE, UnsupportedModelError
-from .views import POLICIES as VISIBILITIES
+from .views import NAMES as VISIBILITIES
 from .controller import Limits
 from .protocols import PROTOCOLS
 from .strategies import STRATEGIES

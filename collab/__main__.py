@@ -7,7 +7,6 @@ import sys
 
 from .config import MAX_WORKERS
 from .strategies import STRATEGIES
-from .views import POLICIES
 
 
 def _generate_parser() -> argparse.ArgumentParser:
@@ -15,7 +14,7 @@ def _generate_parser() -> argparse.ArgumentParser:
     p.add_argument("prompt", help="the question or task")
     p.add_argument("--model", default=None, help="model id or local path (default: the embedded SmolLM2-135M-Instruct)")
     p.add_argument("--workers", type=int, default=2, help=f"concurrent workers, 1..{MAX_WORKERS} (default 2)")
-    p.add_argument("--visibility", default=None, choices=sorted(POLICIES), help="default: the strategy's, else full")
+    p.add_argument("--visibility", default=None, help="full, none, step, combined or lag:K (default: the strategy's, else full)")
     p.add_argument("--strategy", default=None, choices=sorted(STRATEGIES), help="a preset (default: none)")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--raw", action="store_true", help="raw mode: no chat template, no worker headers")

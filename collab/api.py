@@ -15,6 +15,7 @@ from .sampling import draw_seed, resolve_config
 from .strategies import resolve_strategy
 from .support import check_model
 from .template import check_prompt, encode
+from .views import resolve_visibility
 
 
 class Interrupted(KeyboardInterrupt):
@@ -101,6 +102,8 @@ def generate(
         loaded, loaded_tokenizer = load(model)
         model, tokenizer = loaded, tokenizer or loaded_tokenizer
     check_prompt(prompt, template, tokenizer)
+    if resolve_visibility(options.visibility, roots).history and tokenizer is None:
+        raise ValueError(f"visibility {options.visibility!r} needs a tokenizer to find the ends of reasoning steps: pass tokenizer=...")
     if (chosen is not None or use_finisher) and tokenizer is None:
         raise ValueError("protocols and the finisher read and write text: pass tokenizer=...")
     encoded = encode(prompt, template, tokenizer, roots, system=preset.system, headers=preset.headers)

@@ -12,7 +12,8 @@ import torch
 from transformers.cache_utils import Cache
 
 from .blocks import BlockTable
-from .plan import StepPlan
+from .kernels import rotate_half
+from .plan import StepPlan, rotation_tables
 
 
 class SharedKVCache(Cache):
@@ -48,6 +49,20 @@ class SharedKVCache(Cache):
         if plan.dense:  # a fresh block that sees only itself: attend to the new K/V directly
             return key_states, value_states
         return keys, values
+
+    def move(self, src_pages, src_offsets, dst_pages, dst_offsets, delta: int, inv_freq: torch.Tensor) -> None:
+        """Copy tokens' K/V to other slots, rotating keys by `delta` positions (a pure rotation),
+        in every layer: how a finished step joins the shared history without recompute."""
+        cos, sin = rotation_tables(torch.tensor([delta]), inv_freq)  # [1, D]
+        for keys, values in zip(self.keys, self.values):
+            if keys is None:
+                continue
+            sp, so = torch.tensor(src_pages, device=keys.device), torch.tensor(src_offsets, device=keys.device)
+            dp, do = torch.tensor(dst_pages, device=keys.device), torch.tensor(dst_offsets, device=keys.device)
+            k = keys[sp, :, so]  # [n, KVH, D]
+            c, s = cos.to(keys.device)[:, None], sin.to(keys.device)[:, None]
+            keys[dp, :, do] = (k.float() * c + rotate_half(k.float()) * s).to(keys.dtype)
+            values[dp, :, do] = values[sp, :, so]
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self.table.tokens

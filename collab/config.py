@@ -20,7 +20,7 @@ def check_workers(workers) -> None:
 @dataclass(slots=True)
 class RunOptions:
     workers: int = 2
-    visibility: str = "full"
+    visibility: Any = "full"  # a name, "lag:K", a boolean matrix or a callable
     max_new_tokens: int = 256
     ignore_eos: bool = False
     output_logits: bool = False
@@ -38,7 +38,7 @@ class RunOptions:
             raise ValueError(f"page_size must be a positive int, got {self.page_size!r}")
         if self.callback is not None and not callable(self.callback):
             raise TypeError(f"callback must be callable, got {self.callback!r}")
-        resolve_visibility(self.visibility)
+        resolve_visibility(self.visibility, self.workers)
 
     def longest_view(self, prompt_tokens: int, header_tokens: list[int]) -> int:
         """The most tokens any view of this run can hold (positions the model must support)."""

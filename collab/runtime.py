@@ -12,6 +12,7 @@ callback loses nothing already generated.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -60,9 +61,8 @@ class _Slot:
     controlled: bool = True  # read by the controller (the finisher is not)
     absorbed: bool = False  # joined into its parent's view
     steps: StepDetector = field(default_factory=StepDetector)  # ends of reasoning steps in its text
-
-    def state_for_views(self, length: int) -> WorkerState:
-        return WorkerState(self.worker.index, self.block, length, self.base, self.trail, self.group)
+    gen_start: int = 0  # index in worker.token_ids of the current block's first sampled token
+    head_len: int = 0  # tokens before it in the current block (the header of a first block)
 
     def span(self, table: BlockTable) -> tuple[Segment, ...]:
         """Trail plus current block, offsets from 0: what a joining parent places."""
@@ -100,16 +100,22 @@ class Run:
         self.model, self.tokenizer, self.options = model, tokenizer, options
         self.generation, self.processors, self.seed = generation, processors, seed
         self.adaptive = adaptive
-        self.policy = resolve_visibility(options.visibility)
+        self.policy = resolve_visibility(options.visibility, options.workers)
         self.inv_freq = rope_inv_freq(model)
         self.eos = _eos_ids(model, tokenizer)
+        self.decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=False)
         self.table = BlockTable(options.page_size)
         budget = [len(h) + options.max_new_tokens for h in encoded.headers]
         self.table.reserve(self.table.pages_for(len(encoded.prompt_ids)) + sum(self.table.pages_for(b) for b in budget))
         self.cache = SharedKVCache(self.table, model.config.num_hidden_layers)
         self.prompt = list(encoded.prompt_ids)
         self.prompt_block = self.table.new_block(None).id
-        self.result = Result(list(encoded.prompt_ids), [], seed=seed, visibility=options.visibility)
+        self.tokens: dict[int, list[int]] = {self.prompt_block: []}  # block -> its fed tokens
+        self.fed_at: dict[int, list[int]] = {self.prompt_block: []}  # block -> feed step of each token
+        self.history = self.table.new_block(None).id if self.policy.history else None
+        if self.history is not None:
+            self.tokens[self.history], self.fed_at[self.history] = [], []
+        self.result = Result(list(encoded.prompt_ids), [], seed=seed, visibility=str(self.policy))
         self.result.trace = [] if options.output_logits else None
         self.slots: list[_Slot] = []
         self.step = 0
@@ -124,11 +130,11 @@ class Run:
         worker = Worker(index, name, header_ids=list(header), parent=parent, depth=depth, spawn_step=self.step)
         worker.logits = [] if self.options.output_logits else None
         worker.views = [] if self.options.output_logits else None
-        block = self.table.new_block(index).id
+        block = self._open_block(index)
         worker.blocks.append(block)
         base = base or (Segment(self.prompt_block, len(self.prompt), 0),)
         sampler = WorkerSampler.create(self.generation, self.processors, self.seed, index)
-        slot = _Slot(worker, block, base, group, sampler, [], list(header), ready_step=self.step + 1)
+        slot = _Slot(worker, block, base, group, sampler, [], list(header), ready_step=self.step + 1, head_len=len(header))
         slot.budget = budget or self.options.max_new_tokens
         self.slots.append(slot)
         self.result.workers.append(worker)
@@ -137,6 +143,11 @@ class Run:
         if controlled:
             self.adaptive.controller.add(index, parent)
         return slot
+
+    def _open_block(self, owner: int | None) -> int:
+        block = self.table.new_block(owner).id
+        self.tokens[block], self.fed_at[block] = [], []
+        return block
 
     # -- the loop ------------------------------------------------------------------------------
     def execute(self) -> Result:
@@ -162,6 +173,8 @@ class Run:
 
     def _prefill(self) -> torch.Tensor:
         pages, offsets, positions = self.table.append(self.prompt_block, len(self.prompt))
+        self.tokens[self.prompt_block] += self.prompt
+        self.fed_at[self.prompt_block] += [0] * len(self.prompt)
         feed = Feed(-1, self.prompt_block, self.prompt, pages, offsets, positions)
         if self.result.trace is not None:
             self.result.trace.append((0, -1, self.prompt_block, 0, list(self.prompt), (), 0, True))
@@ -178,8 +191,14 @@ class Run:
             self._apply(self.adaptive.controller.spawn(root.worker.index, self.adaptive.roots_spawn, wait=True))
 
     def _views(self) -> dict[int, View]:
-        states = [s.state_for_views(self.table.blocks[s.block].length) for s in self.slots]
-        return self.policy(states)
+        lag = self.policy.lag
+        states = []
+        for s in self.slots:
+            length = self.table.blocks[s.block].length
+            shown = bisect_left(self.fed_at[s.block], self.step - lag) if lag else None
+            states.append(WorkerState(s.worker.index, s.block, length, s.base, s.trail, s.group, shown))
+        shared = Segment(self.history, self.table.blocks[self.history].length, 0) if self.history is not None else None
+        return self.policy(states, shared, self.step)
 
     def _decode_step(self, progress) -> None:
         for s in self.slots:
@@ -202,6 +221,8 @@ class Run:
                 view = views[s.worker.index]
                 self.result.trace.append((self.step, s.worker.index, s.block, positions[0], list(s.pending), view.segments, view.own_offset, not s.flush))
             s.worker.feed_steps.extend([self.step] * len(s.pending))
+            self.tokens[s.block] += s.pending
+            self.fed_at[s.block] += [self.step] * len(s.pending)
             s.own.extend(s.pending)
             s.pending = []
         logits = self._forward(feeds, views)
@@ -265,27 +286,69 @@ class Run:
                 self._retire(s, "max_new_tokens")
         self.result.stats.generated_tokens += len(sampled)
         progress.update(len(sampled))
-        if self.adaptive is not None and self.adaptive.controller is not None:
-            self._control(sampled)
+        if self.adaptive is not None and self.adaptive.controller is not None or self.history is not None:
+            self._read_text(sampled)
         if self.options.callback is not None and sampled:
             self.options.callback(StepUpdate(self.step, sampled, self.result))
 
     # -- control -------------------------------------------------------------------------------
-    def _control(self, sampled: dict[int, int]) -> None:
+    def _read_text(self, sampled: dict[int, int]) -> None:
+        """Step ends (moved into the shared history under step-wise visibility), then markers."""
         adaptive = self.adaptive
         for index in sampled:
             s = self.slots[index]
-            if s.controlled:
-                text = adaptive.decode(s.worker.token_ids)
-                if s.steps.feed(text):
-                    s.worker.step_ends = len(s.steps.ends)
-                    self.result.events.append(Event("step_end", self.step, index, {"steps": len(s.steps.ends)}))
-                if s.state == "active":
-                    self._apply(adaptive.controller.observe(index, text))
+            if not (s.controlled or self.history is not None) or s.worker.role == "finisher":
+                continue
+            text = self.decode(s.worker.token_ids)
+            for end in s.steps.feed(text):
+                s.worker.step_ends = len(s.steps.ends)
+                self.result.events.append(Event("step_end", self.step, index, {"steps": len(s.steps.ends)}))
+                if self.history is not None:
+                    self._close_step(s, end)
+            if s.controlled and s.state == "active":
+                self._apply(adaptive.controller.observe(index, text))
+        if adaptive is None or adaptive.controller is None:
+            return
         cap = adaptive.controller.limits.max_total_tokens
         if cap is not None and self.result.stats.generated_tokens >= cap:
             for s in self.slots:
                 self._retire(s, "max_total_tokens")
+
+    def _close_step(self, s: _Slot, end: int) -> None:
+        """Move the worker's finished step into the shared history (keys re-rotated once, cost
+        proportional to the step); the tokens after it start the worker's next block."""
+        ids = s.worker.token_ids
+        k = len(ids) - 1
+        while k > s.gen_start and len(self.decode(ids[:k])) > end:
+            k -= 1
+        n = s.head_len + k - s.gen_start  # the step's tokens in the current block, all fed
+        fed = self.table.blocks[s.block].length
+        if n <= 0 or n > fed:
+            return
+        old = s.block
+        new = self._open_block(s.worker.index)
+        self._move(old, 0, n, self.history)
+        self._move(old, n, fed - n, new)
+        self.table.free_block(old)
+        del self.tokens[old], self.fed_at[old]
+        s.block, s.gen_start, s.head_len = new, k, 0
+        s.worker.blocks.append(new)
+
+    def _move(self, src: int, start: int, n: int, dst: int) -> None:
+        if n <= 0:
+            return
+        block = self.table.blocks[src]
+        P = self.table.page_size
+        src_slots = [divmod(p, P) for p in range(start, start + n)]
+        src_pages = [block.pages[i] for i, _ in src_slots]
+        src_offsets = [o for _, o in src_slots]
+        first = self.table.blocks[dst].length
+        pages, offsets, _ = self.table.append(dst, n)
+        self.cache.move(src_pages, src_offsets, pages, offsets, first - start, self.inv_freq)
+        self.tokens[dst] += self.tokens[src][start : start + n]
+        self.fed_at[dst] += self.fed_at[src][start : start + n]
+        if self.result.trace is not None:
+            self.result.trace.append(("move", src, start, n, dst, first))
 
     def _apply(self, decisions) -> None:
         for d in decisions:
@@ -355,8 +418,9 @@ class Run:
             if not overlap:
                 start += width
         parent.trail = tuple(seg for seg in trail if seg.length > 0)
-        parent.block = self.table.new_block(parent.worker.index).id
+        parent.block = self._open_block(parent.worker.index)
         parent.worker.blocks.append(parent.block)
+        parent.gen_start, parent.head_len = len(parent.worker.token_ids), len(self.adaptive.encode(head))
         parent.pending, parent.state, parent.join = self.adaptive.encode(head), "active", None
         parent.ready_step = self.step
         parent.worker.join_steps.append(self.step)
@@ -366,6 +430,8 @@ class Run:
         """A last worker that sees every block (prompt, then each worker's blocks not already
         joined into another's, in worker order) and writes the final answer."""
         live = [(seg.block, seg.length) for s in self.slots if not s.absorbed for seg in s.span(self.table)]
+        if self.history is not None:
+            live.insert(0, (self.history, self.table.blocks[self.history].length))
         base, offset = [Segment(self.prompt_block, len(self.prompt), 0)], len(self.prompt)
         for block, length in live:
             if length > 0:
@@ -391,24 +457,13 @@ class Run:
         if reason:
             result.events.append(Event(reason, self.step))
         result.complete = reason is None
-        result.blocks = {b: list(tokens) for b, tokens in self._block_tokens().items()}
+        result.blocks = {b: list(t) for b, t in self.tokens.items()}
         stats.kv_tokens = self.table.tokens
         stats.kv_bytes = self.cache.kv_bytes()
         stats.kv_reserved_bytes = self.cache.reserved_bytes()
         stats.wall_time_s = time.perf_counter() - self.t0
         stats.tokens_per_s = stats.generated_tokens / max(stats.wall_time_s, 1e-9)
         return result
-
-    def _block_tokens(self) -> dict[int, list[int]]:
-        """Every block's fed tokens, from each worker's fed stream split at its block lengths."""
-        out = {self.prompt_block: self.prompt}
-        for s in self.slots:
-            i = 0
-            for b in s.worker.blocks:
-                n = self.table.blocks[b].length
-                out[b] = s.own[i : i + n]
-                i += n
-        return out
 
 
 _FINISHER_GROUP = -(10**9)  # a group of its own: it sees its base, no live peers

@@ -51,7 +51,8 @@ class WorkerState:
     length: int  # tokens of the current block fed before this step
     base: tuple[Segment, ...]  # fixed context, absolute offsets
     trail: tuple[Segment, ...] = ()  # own finished blocks and joined children, offsets from 0
-    group: int = -1  # peers see each other's live blocks under "full"
+    group: int = -1  # peers see each other's live blocks
+    shown: int | None = None  # tokens of the current block peers may see (lag); None: all
 
     @property
     def base_end(self) -> int:
@@ -63,7 +64,8 @@ class WorkerState:
 
     def live(self) -> list[tuple[int, int]]:
         """(block, length) of what peers see of this worker: its trail blocks, then its current one."""
-        return [(s.block, s.length) for s in self.trail] + [(self.block, self.length)]
+        shown = self.length if self.shown is None else self.shown
+        return [(s.block, s.length) for s in self.trail] + [(self.block, shown)]
 
 
 def _stack(segments: list[tuple[int, int]], start: int) -> tuple[list[Segment], int]:
@@ -76,38 +78,142 @@ def _stack(segments: list[tuple[int, int]], start: int) -> tuple[list[Segment], 
     return out, offset
 
 
-def _own(w: WorkerState, start: int) -> View:
-    trail = tuple(Segment(s.block, s.length, start + s.offset) for s in w.trail if s.length > 0)
-    return trail, start + w.trail_span
+def _view(w: WorkerState, peers: list[WorkerState], shared: Segment | None = None) -> View:
+    """[base] + [shared history] + [peers' live blocks] + [own trail] + [own current block]."""
+    start = w.base_end
+    head = list(w.base)
+    if shared is not None and shared.length > 0:
+        head.append(Segment(shared.block, shared.length, start))
+        start += shared.length
+    stacked, start = _stack([pair for p in peers for pair in p.live()], start)
+    trail = [Segment(s.block, s.length, start + s.offset) for s in w.trail if s.length > 0]
+    return View((*head, *stacked, *trail), start + w.trail_span)
 
 
-def _view(w: WorkerState, peers: list[WorkerState]) -> View:
-    live = [pair for p in peers for pair in p.live()]
-    stacked, start = _stack(live, w.base_end)
-    trail, own_offset = _own(w, start)
-    return View((*w.base, *stacked, *trail), own_offset)
+class Policy:
+    """Maps the workers' states (and the shared history, for step-wise policies) to views."""
+
+    name = "policy"
+    history = False  # finished steps move into one shared history block
+    lag = 0  # peers' tokens become visible this many steps after they are fed
+
+    def sees(self, i: int, j: int, step: int) -> bool:
+        return True
+
+    def __call__(self, workers: list[WorkerState], shared: Segment | None = None, step: int = 0) -> dict[int, View]:
+        return {
+            w.index: _view(
+                w, [p for p in workers if p.group == w.group and p.index != w.index and self.sees(w.index, p.index, step)]
+            )
+            for w in workers
+        }
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class Full(Policy):
+    """[base] + [every peer's fed tokens, ascending index] + [own]."""
+
+    name = "full"
+
+
+class Independent(Policy):
+    """[base] + [own]: independent sampling."""
+
+    name = "none"
+
+    def sees(self, i, j, step):
+        return False
+
+
+class Lagged(Policy):
+    """Like full, but a peer's tokens become visible `lag` steps after they are fed."""
+
+    def __init__(self, lag: int):
+        self.lag, self.name = lag, f"lag:{lag}"
+
+
+class Stepwise(Policy):
+    """[prompt] + [shared history of finished steps, in finish order] + [own current step];
+    with `live_peers` (combined), the peers' steps in progress come before the own step."""
+
+    history = True
+
+    def __init__(self, live_peers: bool):
+        self.live_peers, self.name = live_peers, "combined" if live_peers else "step"
+
+    def __call__(self, workers, shared=None, step=0):
+        return {
+            w.index: _view(w, [p for p in workers if self.live_peers and p.index != w.index and p.group == w.group], shared)
+            for w in workers
+        }
+
+
+class Custom(Policy):
+    """Who sees whom from a boolean matrix (`matrix[i][j]`: worker i sees worker j) or a
+    callable `sees(i, j, step) -> bool`; seen workers' live blocks stack in ascending index."""
+
+    name = "custom"
+
+    def __init__(self, rule):
+        self.rule = rule
+
+    def sees(self, i, j, step):
+        if callable(self.rule):
+            return bool(self.rule(i, j, step))
+        return bool(self.rule[i][j])
+
+
+NAMES = ("full", "none", "step", "combined", "lag:K")
+POLICIES = {"full": Full, "none": Independent}
+
+
+def resolve_visibility(spec, workers: int | None = None) -> Policy:
+    """A policy from a name, "lag:K", a boolean matrix [workers][workers], or a callable."""
+    if isinstance(spec, Policy):
+        return spec
+    if callable(spec):
+        return Custom(spec)
+    if isinstance(spec, (list, tuple)):
+        return Custom(_check_matrix(spec, workers))
+    if isinstance(spec, str):
+        if spec == "full":
+            return Full()
+        if spec == "none":
+            return Independent()
+        if spec in ("step", "combined"):
+            return Stepwise(live_peers=spec == "combined")
+        if spec.startswith("lag:"):
+            k = spec[4:]
+            if not k.lstrip("-").isdigit():
+                raise ValueError(f"visibility {spec!r}: K in 'lag:K' must be an integer number of steps, e.g. 'lag:2'")
+            if int(k) < 0:
+                raise ValueError(f"visibility {spec!r}: K must be >= 0 (lag:0 is full visibility)")
+            return Lagged(int(k))
+    valid = ", ".join(repr(k) for k in NAMES)
+    raise ValueError(
+        f"unknown visibility {spec!r}; valid visibilities are {valid}, a boolean matrix [workers][workers], "
+        "or a callable sees(i, j, step) -> bool"
+    )
+
+
+def _check_matrix(matrix, workers: int | None):
+    rows = len(matrix)
+    if workers is not None and rows != workers:
+        raise ValueError(f"visibility matrix has {rows} rows for {workers} workers: it must be {workers} x {workers}")
+    for i, row in enumerate(matrix):
+        if not isinstance(row, (list, tuple)) or len(row) != rows:
+            raise ValueError(f"visibility matrix row {i} has {len(row) if isinstance(row, (list, tuple)) else 'no'} entries: it must be {rows} x {rows}")
+        for j, value in enumerate(row):
+            if not isinstance(value, bool) and value not in (0, 1):
+                raise ValueError(f"visibility matrix[{i}][{j}] is {value!r}: entries must be True/False")
+    return [[bool(v) for v in row] for row in matrix]
 
 
 def full_views(workers: list[WorkerState]) -> dict[int, View]:
-    """[base] + [every peer's live blocks, ascending index] + [own trail] + [own current block]."""
-    return {
-        w.index: _view(w, [p for p in workers if p.group == w.group and p.index != w.index]) for w in workers
-    }
+    return Full()(workers)
 
 
 def none_views(workers: list[WorkerState]) -> dict[int, View]:
-    """[base] + [own trail] + [own current block]: independent sampling."""
-    return {w.index: _view(w, []) for w in workers}
-
-
-POLICIES: dict[str, Callable[[list[WorkerState]], dict[int, View]]] = {
-    "full": full_views,
-    "none": none_views,
-}
-
-
-def resolve_visibility(name: str) -> Callable[[list[WorkerState]], dict[int, View]]:
-    if not isinstance(name, str) or name not in POLICIES:
-        valid = ", ".join(repr(k) for k in POLICIES)
-        raise ValueError(f"unknown visibility {name!r}; valid visibilities are {valid}")
-    return POLICIES[name]
+    return Independent()(workers)

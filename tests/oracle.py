@@ -102,6 +102,23 @@ def replay(model, result) -> dict[tuple[int, int], torch.Tensor]:
 
 
 @torch.no_grad()
+def fed_slots(result) -> list[tuple[int, int]]:
+    """(block, position) of every token fed (moves excluded)."""
+    return [(e[2], p) for e in result.trace if e[0] != "move" for p in range(e[3], e[3] + len(e[4]))]
+
+
+def check_trace(model, result, tol=1e-4) -> None:
+    """Every sampled logit equals the plain model's on the recorded view; nothing fed twice."""
+    expected = replay_trace(model, result)
+    for w in result.workers:
+        for k, logits in enumerate(w.logits):
+            err = (expected[(w.index, k)] - logits).abs().max().item()
+            assert err <= tol, (w.name, k, err)
+    fed = fed_slots(result)
+    assert len(fed) == len(set(fed)), "a token was fed twice"
+    assert result.stats.tokens_fed == len(fed)
+
+
 def replay_trace(model, result) -> dict[tuple[int, int], torch.Tensor]:
     """{(worker, k): fp32 logits} by the plain model over the views collab recorded (needs
     output_logits=True). Each feed's context is its view's segments, keys rotated to the segment
@@ -110,7 +127,13 @@ def replay_trace(model, result) -> dict[tuple[int, int], torch.Tensor]:
     layers = model.config.num_hidden_layers
     store: dict[tuple[int, int], tuple] = {}  # (block, local) -> (keys per layer, values per layer, position)
     feed_logits: dict[tuple[int, int], torch.Tensor] = {}  # (worker, step) -> logits
-    for step, worker, block, first, tokens, segments, own_offset, _ in result.trace:
+    for entry in result.trace:
+        if entry[0] == "move":  # K/V copied to other slots (keys re-rotated there)
+            _, src, start, n, dst, at = entry
+            for i in range(n):
+                store[(dst, at + i)] = store[(src, start + i)]
+            continue
+        step, worker, block, first, tokens, segments, own_offset, _ = entry
         own = [(block, j) for j in range(first)]
         keys = [(seg.block, j) for seg in segments for j in range(seg.length)]
         where = [seg.offset + j for seg in segments for j in range(seg.length)] + [own_offset + j for j in range(first)]

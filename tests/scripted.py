@@ -15,6 +15,9 @@ class CharTokenizer:
     def __call__(self, text, add_special_tokens=False):
         return SimpleNamespace(input_ids=[ord(c) for c in text])
 
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=True):
+        return "[user] " + messages[-1]["content"] + "\n[assistant]"
+
     def decode(self, ids, skip_special_tokens=False):
         return "".join(chr(i) for i in ids if not (skip_special_tokens and i == EOS))
 
