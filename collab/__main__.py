@@ -38,6 +38,35 @@ def _bench_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _ablate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m collab ablate", description="A visibility x workers x budget x seed grid.")
+    p.add_argument("--tasks", default="builtin", help="'builtin', a JSONL file (question, answer), or hf:NAME[:SPLIT]")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N tasks")
+    p.add_argument("--model", default=None, help="model id or local path (default: the embedded model)")
+    p.add_argument("--visibility", nargs="+", default=["full", "none", "step"])
+    p.add_argument("--workers", type=int, nargs="+", default=[2])
+    p.add_argument("--budgets", type=int, nargs="+", default=[32, 64], help="max new tokens per worker")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--strategy", default="hogwild", help="the preset each run uses (default hogwild: a finisher answers)")
+    p.add_argument("--greedy", action="store_true", help="greedy decoding (default: sampling, temperature 0.7)")
+    p.add_argument("--out", default="ablation", help="output folder (runs.jsonl, summary.csv, plots)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def ablate_main(argv: list[str]) -> int:
+    from . import ablate, models
+
+    args = _ablate_parser().parse_args(argv)
+    grid = ablate.Grid(args.visibility, args.workers, args.budgets, args.seeds)  # validated before loading
+    tasks = ablate.load_tasks(args.tasks, args.limit)
+    model, tokenizer = models.load(args.model)
+    ablate.run(model, tokenizer, tasks, grid, args.out, strategy=args.strategy, sample=not args.greedy,
+               progress=not args.no_progress)
+    print(f"wrote {args.out}/runs.jsonl, summary.csv, accuracy_vs_forward_passes.png, tokens_per_solved.png")
+    return 0
+
+
 def generate_main(argv: list[str]) -> int:
     from . import api, models
 
@@ -93,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "bench":
             return bench_main(argv[1:])
+        if argv and argv[0] == "ablate":
+            return ablate_main(argv[1:])
         return generate_main(argv)
     except (ValueError, TypeError, ModuleNotFoundError, FileNotFoundError) as exc:
         print(f"collab: error: {exc}", file=sys.stderr)
