@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from . import answers, prompts
+from .attention import resolve_backend
 from .config import RunOptions, check_workers
 from .controller import Controller, Limits
 from .models import load
@@ -54,6 +55,7 @@ def generate(
     callback: Callable[[Any], None] | None = None,
     progress: bool = False,
     page_size: int = 32,
+    attention: str = "auto",
 ) -> Result:
     """Run workers of one model over one shared KV cache and return a `Result`.
 
@@ -110,6 +112,7 @@ def generate(
     if not encoded.prompt_ids:
         raise ValueError("the prompt tokenizes to no tokens: pass a non-empty prompt")
     check_model(model, options.longest_view(len(encoded.prompt_ids), [len(h) for h in encoded.headers]))
+    options.attention = resolve_backend(attention, model)
     sampled_by_preset = preset.sample and do_sample is None
     generation = resolve_config(
         model,

@@ -26,6 +26,7 @@ class RunOptions:
     output_logits: bool = False
     page_size: int = 32
     progress: bool = False
+    attention: str = "reference"  # resolved attention path (see collab.attention.resolve_backend)
     callback: Callable[[Any], None] | None = None
 
     def __post_init__(self):

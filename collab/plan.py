@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .blocks import BlockTable
+from .kernels.reference import rotation_tables  # noqa: F401  (re-exported)
 from .views import View
 
 
@@ -40,8 +41,13 @@ class StepPlan:
     bias: torch.Tensor  # [G, 1, T, 1, P] 0 where a key is visible to a query, -inf elsewhere
     cos: torch.Tensor | None  # [T, G, D] extra query rotation per (token, page); None: no rotation
     sin: torch.Tensor | None
+    pages: torch.Tensor  # [G] the arena pages attended to (what page_ids is, always as a tensor)
+    counts: torch.Tensor  # [T, G] visible keys of each page per token (always a prefix of the page)
+    delta: torch.Tensor  # [T, G] query rotation per (token, page), in positions
     logits_index: torch.Tensor  # [F] flat index of each feed's last token
     dense: bool  # one fresh block sees only itself: plain causal attention
+    inv_freq: torch.Tensor  # [D/2] the model's RoPE frequencies (fp32)
+    backend: str  # "reference", "triton" or "flash": the attention path for this run
     _moved: dict = field(default_factory=dict)
 
     def on(self, device: torch.device) -> "StepPlan":
@@ -57,20 +63,8 @@ class StepPlan:
         return self._moved[device]
 
 
-def rotation_tables(delta: torch.Tensor, inv_freq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin of a *pure* RoPE rotation by `delta` positions (no attention scaling).
-
-    delta: [...] integer positions; inv_freq: [D/2]. Returns two [..., D] fp32 tensors laid out
-    like HF's rotate_half convention (the angle table repeated twice). Angles in fp64 so that
-    large deltas keep their precision.
-    """
-    angle = delta.to(torch.float64)[..., None] * inv_freq.to(torch.float64)
-    angle = torch.cat((angle, angle), dim=-1)
-    return angle.cos().float(), angle.sin().float()
-
-
 def build_plan(
-    feeds: list[Feed], views: dict[int, View], table: BlockTable, inv_freq: torch.Tensor
+    feeds: list[Feed], views: dict[int, View], table: BlockTable, inv_freq: torch.Tensor, backend: str = "reference"
 ) -> StepPlan:
     """Flatten `feeds` into one ragged batch and derive every per-token table from `views`."""
     P = table.page_size
@@ -103,6 +97,7 @@ def build_plan(
     vis_t = vis[row]
     vis_t[torch.arange(T), own] = pos + 1  # causal inside the own block
     vis_tg = vis_t[:, page_col]  # [T, G]
+    counts = (vis_tg - page_base).clamp_(0, P)
     key_pos = page_base[None, :, None] + torch.arange(P)  # [1, G, P]
     visible = key_pos < vis_tg[:, :, None]  # [T, G, P]
     bias = torch.zeros(T, G, P).masked_fill_(~visible, float("-inf"))
@@ -126,9 +121,14 @@ def build_plan(
         write_offsets=torch.tensor([o for f in feeds for o in f.offsets]),
         page_ids=None if pages == list(range(G)) else torch.tensor(pages),
         num_pages=G,
+        pages=torch.tensor(pages),
+        counts=counts,
+        delta=delta_tg,
         bias=bias,
         cos=cos,
         sin=sin,
         logits_index=torch.tensor(ends),
         dense=dense,
+        inv_freq=inv_freq,
+        backend=backend,
     )

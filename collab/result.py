@@ -27,6 +27,7 @@ class Stats:
     prefill_time_s: float = 0.0
     wall_time_s: float = 0.0
     tokens_per_s: float = 0.0  # generated tokens / wall time
+    attention: str = "reference"  # the attention path that ran
 
 
 @dataclass(slots=True)

@@ -249,7 +249,7 @@ class Run:
 
     def _forward(self, feeds: list[Feed], views: dict[int, View]) -> torch.Tensor:
         """One model call over all fed tokens; returns fp32 logits [F, vocab] at each feed's end."""
-        plan = build_plan(feeds, views, self.table, self.inv_freq)
+        plan = build_plan(feeds, views, self.table, self.inv_freq, self.options.attention)
         self.cache.plan = plan
         device = self.model.get_input_embeddings().weight.device
         out = self.model(
@@ -458,6 +458,7 @@ class Run:
             result.events.append(Event(reason, self.step))
         result.complete = reason is None
         result.blocks = {b: list(t) for b, t in self.tokens.items()}
+        stats.attention = self.options.attention
         stats.kv_tokens = self.table.tokens
         stats.kv_bytes = self.cache.kv_bytes()
         stats.kv_reserved_bytes = self.cache.reserved_bytes()

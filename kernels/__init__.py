@@ -3,6 +3,6 @@
 `reference` is plain PyTorch and is what runs on CPU; accelerated kernels are tested against it.
 """
 
-from .reference import causal_attention, paged_attention, rotate, rotate_half
+from .reference import causal_attention, paged_attention, rotate, rotate_half, rotation_tables
 
-__all__ = ["causal_attention", "paged_attention", "rotate", "rotate_half"]
+__all__ = ["causal_attention", "paged_attention", "rotate", "rotate_half", "rotation_tables"]

@@ -11,6 +11,18 @@ import torch
 import torch.nn.functional as F
 
 
+def rotation_tables(delta: torch.Tensor, inv_freq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin of a *pure* RoPE rotation by `delta` positions (no attention scaling).
+
+    delta: [...] integer positions; inv_freq: [D/2]. Returns two [..., D] fp32 tensors laid out
+    like HF's rotate_half convention (the angle table repeated twice). Angles in fp64 so that
+    large deltas keep their precision.
+    """
+    angle = delta.to(torch.float64)[..., None] * inv_freq.to(torch.float64)
+    angle = torch.cat((angle, angle), dim=-1)
+    return angle.cos().float(), angle.sin().float()
+
+
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat((-x2, x1), dim=-1)

@@ -1,10 +1,18 @@
 """Tiny randomly initialised decoders, built from configs (no downloads)."""
 
+import os
 import sys
+
+import torch
+
+# Triton kernels run in its interpreter on CPU-only machines; the switch must be set before
+# anything (transformers included) imports triton.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 from pathlib import Path
 
 import pytest
-import torch
 from transformers import AutoModelForCausalLM
 
 sys.path.insert(0, str(Path(__file__).parent))  # for `oracle`
