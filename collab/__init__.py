@@ -7,6 +7,7 @@
 """
 
 from . import attention as _attention  # noqa: F401  (registers the "collab" attention implementation)
+from . import cache  # noqa: F401
 from .api import Interrupted, generate
 from .config import MAX_WORKERS
 from .models import load

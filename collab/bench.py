@@ -4,7 +4,9 @@ For each context length and worker count W it times, on the same model, prompt a
 count (greedy, EOS ignored): HF `generate` at batch 1, HF `generate` at batch W (the prompt
 repeated W times), and collab with W workers and full visibility. Rounds are interleaved
 (one of each, then again) and the best round is kept, so machine noise hits all alike. It
-prints aggregate tokens/s and ratios, and writes JSON.
+prints aggregate tokens/s and ratios, and writes JSON. The floor is one bare forward of W single
+tokens over a preallocated KV cache of the same length (weights and attention only), compared
+with collab's mean decode step.
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ class Row:
     hf_batch1_tok_s: float
     hf_batchw_tok_s: float
     collab_tok_s: float
+    floor_step_ms: float  # a bare forward of W tokens over a KV cache of the same length
+    collab_step_ms: float  # collab's decode step (prefill excluded)
+
+    @property
+    def vs_floor(self) -> float:
+        return self.collab_step_ms / self.floor_step_ms
 
     @property
     def vs_batchw(self) -> float:
@@ -61,14 +69,47 @@ def hf_generate(model, prompt: list[int], batch: int, tokens: int) -> float:
         return _time(lambda: model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs))
 
 
-def collab_generate(model, prompt: list[int], workers: int, tokens: int) -> float:
+def collab_generate(model, prompt: list[int], workers: int, tokens: int) -> tuple[float, float]:
+    """(wall seconds, mean decode-step seconds)."""
     from .api import generate
 
-    return _time(
-        lambda: generate(
-            model, prompt, template=None, workers=workers, max_new_tokens=tokens, ignore_eos=True, do_sample=False
-        )
-    )
+    t0 = time.perf_counter()
+    r = generate(model, prompt, template=None, workers=workers, max_new_tokens=tokens, ignore_eos=True, do_sample=False)
+    wall = time.perf_counter() - t0
+    s = r.stats
+    return wall, (s.wall_time_s - s.prefill_time_s) / max(1, s.forward_passes - 1)
+
+
+def _floor_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    k, v = kwargs["floor_kv"][module.layer_idx]
+    out = torch.nn.functional.scaled_dot_product_attention(query, k, v, scale=scaling, enable_gqa=True)
+    return out.transpose(1, 2), None
+
+
+def floor_step(model, workers: int, length: int, repeats: int = 8) -> float:
+    """Seconds for one forward of W single tokens, each attending to `length` cached keys:
+    weights and attention only (no cache bookkeeping, no masks, no sampling)."""
+    from transformers import AttentionInterface
+
+    from .runtime import attached
+
+    AttentionInterface.register("collab_floor", _floor_attention)
+    config = model.config
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    dtype = model.get_input_embeddings().weight.dtype
+    kv = [(torch.randn(workers, config.num_key_value_heads, length, head_dim, dtype=dtype),) * 2
+          for _ in range(config.num_hidden_layers)]
+    ids = torch.ones(workers, 1, dtype=torch.long)
+    pos = torch.full((workers, 1), length)
+    previous = config._attn_implementation
+    model.set_attn_implementation("collab_floor")
+    try:
+        with torch.inference_mode():
+            model(input_ids=ids, position_ids=pos, use_cache=False, floor_kv=kv, logits_to_keep=1)
+            return min(_time(lambda: model(input_ids=ids, position_ids=pos, use_cache=False, floor_kv=kv, logits_to_keep=1))
+                       for _ in range(repeats))
+    finally:
+        model.set_attn_implementation(previous)
 
 
 def check_args(model, workers: list[int], contexts: list[int], tokens: int) -> None:
@@ -99,11 +140,14 @@ def run(model, tokenizer, workers=(1, 2, 4, 8), contexts=(256,), tokens=64, roun
         collab_generate(model, prompt, 2, 4)
         hf1 = min(hf_generate(model, prompt, 1, tokens) for _ in range(rounds))
         for w in workers:
-            best_hf, best_collab = float("inf"), float("inf")
+            best_hf, best_collab, best_step, best_floor = (float("inf"),) * 4
             for _ in range(rounds):
                 best_hf = min(best_hf, hf_generate(model, prompt, w, tokens))
-                best_collab = min(best_collab, collab_generate(model, prompt, w, tokens))
-            row = Row(context, w, tokens, tokens / hf1, w * tokens / best_hf, w * tokens / best_collab)
+                wall, step = collab_generate(model, prompt, w, tokens)
+                best_collab, best_step = min(best_collab, wall), min(best_step, step)
+                best_floor = min(best_floor, floor_step(model, w, context + w * tokens // 2))
+            row = Row(context, w, tokens, tokens / hf1, w * tokens / best_hf, w * tokens / best_collab,
+                      1000 * best_floor, 1000 * best_step)
             rows.append(row)
             log(_format(row))
     return rows
@@ -113,7 +157,8 @@ def _format(row: Row) -> str:
     return (
         f"ctx {row.context:5d}  W {row.workers}  HF b1 {row.hf_batch1_tok_s:6.1f} tok/s  "
         f"HF bW {row.hf_batchw_tok_s:6.1f}  collab {row.collab_tok_s:6.1f}  "
-        f"collab/HF-bW {row.vs_batchw:4.2f}x  collab/HF-b1 {row.vs_batch1:4.2f}x"
+        f"collab/HF-bW {row.vs_batchw:4.2f}x  collab/HF-b1 {row.vs_batch1:4.2f}x  "
+        f"step {row.collab_step_ms:6.1f} ms vs floor {row.floor_step_ms:6.1f} ms = {row.vs_floor:4.2f}x"
     )
 
 
@@ -121,7 +166,8 @@ def write_json(rows: list[Row], path: str, model_name: str) -> None:
     payload = {
         "model": model_name,
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
-        "rows": [asdict(r) | {"collab_vs_hf_batchw": r.vs_batchw, "collab_vs_hf_batch1": r.vs_batch1} for r in rows],
+        "rows": [asdict(r) | {"collab_vs_hf_batchw": r.vs_batchw, "collab_vs_hf_batch1": r.vs_batch1,
+                              "collab_step_vs_floor": r.vs_floor} for r in rows],
     }
     with open(path, "w") as f:
         json.dump(payload, f, indent=2)
