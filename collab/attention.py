@@ -27,7 +27,7 @@ def collab_attention(module, query, key, value, attention_mask, scaling, dropout
     plan = plan.on(query.device)
     q = query[0].transpose(0, 1)  # [T, H, D]
     if plan.dense:
-        out = causal_attention(q, key[0].transpose(0, 1), value[0].transpose(0, 1), scaling)
+        out = causal_attention(query, key, value, scaling)
     elif plan.backend == "triton":
         from .kernels.triton_decode import decode_attention
 

@@ -79,8 +79,8 @@ def paged_attention(
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float) -> torch.Tensor:
-    """Plain causal attention of a fresh block over itself. q [T, H, D]; k, v [T, KVH, D]."""
-    out = F.scaled_dot_product_attention(
-        q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), is_causal=True, scale=scaling, enable_gqa=True
-    )
-    return out.transpose(0, 1)
+    """Plain causal attention of a fresh block over itself. q [1, H, T, D]; k, v [1, KVH, T, D]
+    (4-D, as the model hands them over: 3-D inputs send sdpa to its slow math kernel on CPU).
+    Returns [T, H, D]."""
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, enable_gqa=k.shape[1] != q.shape[1])
+    return out[0].transpose(0, 1)
