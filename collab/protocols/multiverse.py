@@ -18,10 +18,7 @@ import re
 
 from .base import Done, Malformed, Protocol, Spawn, numbered, scan_tags
 
-_GOAL = re.compile(r"<Goal>(.*?)</Goal>", re.S)
-_OPEN = re.compile(r"<Goal>")
 _OUTLINE = re.compile(r"<Outline>(.*?)</Outline>", re.S)
-_END = re.compile(r"</Path>")
 
 
 class Multiverse(Protocol):
@@ -31,19 +28,21 @@ class Multiverse(Protocol):
     siblings_visible = False
     join_head = "<Conclusion>\n"
     prompt = "multiverse.md"
-    path_head = "<Path>\n{i}:"
+    outer = "Goal"  # the tag holding the outlines
+    child = "Path"  # the tag of each child's block
 
     def scan(self, text, start, child, memo):
-        rules = [(_GOAL, self._goal)]
+        block = re.compile(rf"<{self.outer}>(.*?)</{self.outer}>", re.S)
+        rules = [(block, self._outlines)]
         if child:
-            rules.append((_END, lambda m: [Done(m.group(0))]))
-        return scan_tags(text, start, rules, _OPEN)
+            rules.append((re.compile(rf"</{self.child}>"), lambda m: [Done(m.group(0))]))
+        return scan_tags(text, start, rules, re.compile(rf"<{self.outer}>"))
 
-    def _goal(self, m):
+    def _outlines(self, m):
         body = m.group(1)
-        if "<Goal>" in body:
-            return [Malformed("nested <Goal>: no paths started")]
+        if f"<{self.outer}>" in body:
+            return [Malformed(f"nested <{self.outer}>: nothing started")]
         outlines = numbered(_OUTLINE.findall(body))
         if not outlines:
-            return [Malformed("<Goal> without any <Outline>: no paths started")]
-        return [Spawn(tuple(self.path_head.format(i=i) for i, _ in outlines), wait=True)]
+            return [Malformed(f"<{self.outer}> without any <Outline>: nothing started")]
+        return [Spawn(tuple(f"<{self.child}>\n{i}:" for i, _ in outlines), wait=True)]
