@@ -127,7 +127,6 @@ def generate(
         adaptive = Adaptive(
             controller=Controller(chosen, limits) if chosen is not None else None,
             encode=lambda text: tokenizer(text, add_special_tokens=False).input_ids,
-            decode=lambda ids: tokenizer.decode(ids, skip_special_tokens=False),
             finisher=tokenizer(prompts.load("finisher.txt"), add_special_tokens=False).input_ids if use_finisher else None,
             finisher_tokens=finisher_tokens,
             roots_spawn=chosen.start(workers) if chosen is not None else (),

@@ -87,7 +87,6 @@ class Adaptive:
 
     controller: ctl.Controller | None  # None: no protocol (a finisher only)
     encode: object  # text -> token ids
-    decode: object  # token ids -> text (special tokens kept)
     flush: bool = True
     finisher: list[int] | None = None  # head of the finisher block; None: no finisher
     finisher_tokens: int = 64
