@@ -54,7 +54,7 @@ def generate(
     logits_processor: list | None = None,
     callback: Callable[[Any], None] | None = None,
     progress: bool = False,
-    page_size: int = 32,
+    page_size: int = 64,
     attention: str = "auto",
 ) -> Result:
     """Run workers of one model over one shared KV cache and return a `Result`.

@@ -24,7 +24,7 @@ class RunOptions:
     max_new_tokens: int = 256
     ignore_eos: bool = False
     output_logits: bool = False
-    page_size: int = 32
+    page_size: int = 64
     progress: bool = False
     attention: str = "reference"  # resolved attention path (see collab.attention.resolve_backend)
     callback: Callable[[Any], None] | None = None
