@@ -16,7 +16,6 @@ from .sampling import draw_seed, resolve_config
 from .strategies import resolve_strategy
 from .support import check_model
 from .template import check_prompt, encode
-from .views import resolve_visibility
 
 
 class Interrupted(KeyboardInterrupt):
@@ -56,6 +55,7 @@ def generate(
     progress: bool = False,
     page_size: int = 64,
     attention: str = "auto",
+    step_end: Callable[[str], bool] | None = None,
 ) -> Result:
     """Run workers of one model over one shared KV cache and return a `Result`.
 
@@ -67,7 +67,8 @@ def generate(
     "multiverse", "threadweaver", "apr", "parathinker"); protocol: a marker protocol read by
     the adaptive controller; limits: `collab.Limits` on spawning; finisher: a final-answer pass
     over the whole cache; scorer: picks the best worker for "best_of_n"; answer: how to extract
-    the final answer ("auto", "boxed", "number", "code").
+    the final answer ("auto", "boxed", "number", "code"); step_end: a custom end-of-step rule,
+    `step_end(text_before_a_blank_line) -> bool` (see collab.steps).
     Sampling options default to the model's generation config; `seed` makes runs reproducible.
 
     On KeyboardInterrupt, `collab.Interrupted` (a KeyboardInterrupt) is raised with the partial
@@ -90,6 +91,7 @@ def generate(
         page_size=page_size,
         progress=progress,
         callback=callback,
+        step_end=step_end,
     )
     limits = Limits(**limits) if isinstance(limits, dict) else (limits or Limits())
     use_finisher = preset.finisher if finisher is None else bool(finisher)
@@ -104,7 +106,7 @@ def generate(
         loaded, loaded_tokenizer = load(model)
         model, tokenizer = loaded, tokenizer or loaded_tokenizer
     check_prompt(prompt, template, tokenizer)
-    if resolve_visibility(options.visibility, roots).history and tokenizer is None:
+    if options.policy.history and tokenizer is None:
         raise ValueError(f"visibility {options.visibility!r} needs a tokenizer to find the ends of reasoning steps: pass tokenizer=...")
     if (chosen is not None or use_finisher) and tokenizer is None:
         raise ValueError("protocols and the finisher read and write text: pass tokenizer=...")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .views import resolve_visibility
@@ -28,6 +28,8 @@ class RunOptions:
     progress: bool = False
     attention: str = "reference"  # resolved attention path (see collab.attention.resolve_backend)
     callback: Callable[[Any], None] | None = None
+    step_end: Callable[[str], bool] | None = None  # custom end-of-step rule (collab.steps)
+    policy: Any = field(init=False, default=None)  # the resolved visibility policy
 
     def __post_init__(self):
         check_workers(self.workers)
@@ -39,7 +41,9 @@ class RunOptions:
             raise ValueError(f"page_size must be a positive int, got {self.page_size!r}")
         if self.callback is not None and not callable(self.callback):
             raise TypeError(f"callback must be callable, got {self.callback!r}")
-        resolve_visibility(self.visibility, self.workers)
+        if self.step_end is not None and not callable(self.step_end):
+            raise TypeError(f"step_end must be a callable(text_before_break) -> bool, got {self.step_end!r}")
+        self.policy = resolve_visibility(self.visibility, self.workers)
 
     def longest_view(self, prompt_tokens: int, header_tokens: list[int]) -> int:
         """The most tokens any view of this run can hold (positions the model must support)."""

@@ -29,7 +29,7 @@ from .sampling import WorkerSampler
 from .steps import StepDetector
 from .support import rope_inv_freq
 from .template import Encoded
-from .views import Segment, View, WorkerState, resolve_visibility
+from .views import Segment, View, WorkerState, end
 
 
 @dataclass(slots=True)
@@ -66,7 +66,7 @@ class _Slot:
 
     def span(self, table: BlockTable) -> tuple[Segment, ...]:
         """Trail plus current block, offsets from 0: what a joining parent places."""
-        current = Segment(self.block, table.blocks[self.block].length, max((s.offset + s.length for s in self.trail), default=0))
+        current = Segment(self.block, table.blocks[self.block].length, end(self.trail))
         return self.trail + (current,)
 
 
@@ -87,7 +87,6 @@ class Adaptive:
 
     controller: ctl.Controller | None  # None: no protocol (a finisher only)
     encode: object  # text -> token ids
-    flush: bool = True
     finisher: list[int] | None = None  # head of the finisher block; None: no finisher
     finisher_tokens: int = 64
     roots_spawn: tuple[str, ...] = field(default_factory=tuple)
@@ -99,7 +98,7 @@ class Run:
         self.model, self.tokenizer, self.options = model, tokenizer, options
         self.generation, self.processors, self.seed = generation, processors, seed
         self.adaptive = adaptive
-        self.policy = resolve_visibility(options.visibility, options.workers)
+        self.policy = options.policy
         self.inv_freq = rope_inv_freq(model)
         self.eos = _eos_ids(model, tokenizer)
         self.decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=False)
@@ -135,6 +134,8 @@ class Run:
         sampler = WorkerSampler.create(self.generation, self.processors, self.seed, index)
         slot = _Slot(worker, block, base, group, sampler, [], list(header), ready_step=self.step + 1, head_len=len(header))
         slot.budget = budget or self.options.max_new_tokens
+        if self.options.step_end is not None:
+            slot.steps = StepDetector(is_end=self.options.step_end)
         self.slots.append(slot)
         self.result.workers.append(worker)
         controlled = controlled and self.adaptive is not None and self.adaptive.controller is not None
@@ -273,7 +274,8 @@ class Run:
                 w.logits.append(row.detach().cpu().clone())
                 view = views[w.index] if views else View((), 0)
                 w.views.append((view.segments, s.block, view.own_offset))
-            token = s.sampler(torch.tensor([self.prompt + s.own]), row[None])
+            ids = torch.tensor([self.prompt + s.own]) if s.sampler.processors else None  # read by processors only
+            token = s.sampler(ids, row[None])
             w.token_ids.append(token)
             w.sample_steps.append(self.step)
             sampled[w.index] = token
@@ -393,7 +395,7 @@ class Run:
         waiting, s.state, s.join = s.state == "waiting", "done", None
         s.worker.finish_reason, s.worker.retire_step = reason, self.step
         if not waiting:  # a waiting worker's last token is already being flushed
-            keep = self.adaptive is not None and self.adaptive.flush and bool(s.pending)
+            keep = self.adaptive is not None and bool(s.pending)  # a later reader needs it fed
             s.flush = keep
             if not keep:
                 s.pending = []
@@ -406,13 +408,13 @@ class Run:
         children, head = parent.join
         overlap = self.adaptive.controller.protocol.layout == "overlap"
         trail = list(parent.span(self.table))
-        start = _end(trail)
+        start = end(trail)
         widest = 0
         for c in children:
             self.slots[c].absorbed = True
             span = self.slots[c].span(self.table)
             trail += [Segment(seg.block, seg.length, start + seg.offset) for seg in span if seg.length > 0]
-            width = _end(span)
+            width = end(span)
             widest = max(widest, width)
             if not overlap:
                 start += width
@@ -467,10 +469,6 @@ class Run:
 
 
 _FINISHER_GROUP = -(10**9)  # a group of its own: it sees its base, no live peers
-
-
-def _end(segments) -> int:
-    return max((s.offset + s.length for s in segments), default=0)
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

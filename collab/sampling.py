@@ -84,7 +84,8 @@ class WorkerSampler:
         return cls(build_processors(config, user), bool(config.do_sample), generator)
 
     def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> int:
-        """input_ids [1, L] (prompt + own block), logits [1, V] fp32 -> next token id."""
+        """input_ids [1, L] (prompt + own tokens; None when there are no processors to read
+        them), logits [1, V] fp32 -> next token id."""
         scores = self.processors(input_ids, logits) if self.processors else logits
         if not self.do_sample:
             return int(scores.argmax(-1))

@@ -2,8 +2,8 @@
 
 By default a step ends at a paragraph break (a blank line) that follows the end of a sentence
 (`.`, `!`, `?`, `:` or a closing bracket/quote after one), never inside an open code block
-(```), inline display math ($$ ... $$ or \\[ ... \\]). A custom `is_end(text_before, text_after)`
-may replace the rule.
+(```) or display math ($$ ... $$ or \\[ ... \\]). A custom `is_end(text_before_the_break) -> bool`
+may replace the rule (`collab.generate(..., step_end=...)`).
 """
 
 from __future__ import annotations

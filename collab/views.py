@@ -42,6 +42,11 @@ class View:
         return self.segments + own
 
 
+def end(segments) -> int:
+    """The first view position after `segments`."""
+    return max((s.offset + s.length for s in segments), default=0)
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerState:
     """What a policy needs to know of one worker before a step."""
@@ -56,11 +61,11 @@ class WorkerState:
 
     @property
     def base_end(self) -> int:
-        return max((s.offset + s.length for s in self.base), default=0)
+        return end(self.base)
 
     @property
     def trail_span(self) -> int:
-        return max((s.offset + s.length for s in self.trail), default=0)
+        return end(self.trail)
 
     def live(self) -> list[tuple[int, int]]:
         """(block, length) of what peers see of this worker: its trail blocks, then its current one."""
@@ -166,7 +171,6 @@ class Custom(Policy):
 
 
 NAMES = ("full", "none", "step", "combined", "lag:K")
-POLICIES = {"full": Full, "none": Independent}
 
 
 def resolve_visibility(spec, workers: int | None = None) -> Policy:

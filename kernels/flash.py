@@ -23,21 +23,27 @@ def available() -> bool:
     return flash_attn_func is not None and torch.cuda.is_available()
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Plain attention with LSE. q [T, H, D]; k, v [T, S, KVH, D] (per-token keys). Returns
-    out [T, H, D] and lse [T, H] (fp32; -inf where a token sees no key)."""
+def attend(q, k, v, scale: float, mask=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain attention with LSE. q [T, H, D]; k, v [S, KVH, D]; mask [T, S] (True: visible) or
+    None. Returns out [T, H, D] and lse [T, H] (fp32; -inf where a token sees no key)."""
     T, H, D = q.shape
-    KVH = k.shape[2]
-    qg = q.float().view(T, KVH, H // KVH, D)
-    s = torch.einsum("tkrd,tskd->tkrs", qg, k.float()) * scale  # [T, KVH, rep, S]
+    KVH = k.shape[1]
+    s = torch.einsum("tkrd,skd->tkrs", q.float().view(T, KVH, H // KVH, D), k.float()) * scale
+    if mask is not None:
+        s = s.masked_fill(~mask[:, None, None, :], float("-inf"))
     lse = torch.logsumexp(s, dim=-1)
     p = torch.exp(s - lse[..., None]).nan_to_num(0.0)
-    out = torch.einsum("tkrs,tskd->tkrd", p, v.float()).reshape(T, H, D)
+    out = torch.einsum("tkrs,skd->tkrd", p, v.float()).reshape(T, H, D)
     return out, lse.reshape(T, H)
 
 
-def attend_flash(q, k, v, scale):  # pragma: no cover - needs CUDA and flash-attn
-    out, lse, _ = flash_attn_func(q[:, None], k, v, softmax_scale=scale, causal=False, return_attn_probs=True)
+def attend_flash(q, k, v, scale, mask=None):  # pragma: no cover - needs CUDA and flash-attn
+    """flash-attn for a page every token sees whole; partly visible pages use `attend`."""
+    if mask is not None and not bool(mask.all()):
+        return attend(q, k, v, scale, mask)
+    T = q.shape[0]
+    kt, vt = k[None].expand(T, -1, -1, -1), v[None].expand(T, -1, -1, -1)
+    out, lse, _ = flash_attn_func(q[:, None], kt, vt, softmax_scale=scale, causal=False, return_attn_probs=True)
     return out[:, 0], lse[:, :, 0]
 
 
@@ -48,35 +54,17 @@ def merge_states(outs: torch.Tensor, lses: torch.Tensor) -> torch.Tensor:
 
 
 def blockwise_attention(q, k_pages, v_pages, plan, scale: float, attend_fn=None) -> torch.Tensor:
-    """Attention over each visible block apart, merged by LSE. Same inputs as the reference,
+    """Attention over each visible page apart, merged by LSE. Same inputs as the reference,
     read from the step plan (pages, counts, delta); returns [T, H, D]."""
     attend_fn = attend_fn or (attend_flash if available() else attend)
-    T, H, D = q.shape
     P = k_pages.shape[2]
     outs, lses = [], []
-    for g in range(plan.num_pages):  # one "block" per page: counts give each token's visible prefix
+    for g in range(plan.num_pages):  # counts give each token's visible prefix of the page
         page = int(plan.pages[g])
         cos, sin = rotation_tables(plan.delta[:, g], plan.inv_freq)  # [T, D]
         qr = rotate(q, cos[:, None], sin[:, None])[:, 0].to(q.dtype)
-        k = k_pages[page].transpose(0, 1)  # [P, KVH, D]
-        v = v_pages[page].transpose(0, 1)
-        n = plan.counts[:, g]
-        mask = torch.arange(P, device=q.device)[None, :] < n[:, None]  # [T, P]
-        kt = k[None].expand(T, -1, -1, -1)
-        out, lse = attend_fn(qr, kt, v[None].expand(T, -1, -1, -1), scale) if bool(mask.all()) else _masked(attend, qr, kt, v, mask, scale)
+        mask = torch.arange(P, device=q.device)[None, :] < plan.counts[:, g, None]  # [T, P]
+        out, lse = attend_fn(qr, k_pages[page].transpose(0, 1), v_pages[page].transpose(0, 1), scale, mask)
         outs.append(out)
         lses.append(lse)
     return merge_states(torch.stack(outs), torch.stack(lses)).to(q.dtype)
-
-
-def _masked(attend_fn, q, k, v, mask, scale):
-    """Keys a token may not see get -inf scores: shift their keys out through the LSE."""
-    T, H, D = q.shape
-    KVH = k.shape[2]
-    qg = q.float().view(T, KVH, H // KVH, D)
-    s = torch.einsum("tkrd,tskd->tkrs", qg, k.float()) * scale
-    s = s.masked_fill(~mask[:, None, None, :], float("-inf"))
-    lse = torch.logsumexp(s, dim=-1)
-    p = torch.exp(s - lse[..., None]).nan_to_num(0.0)
-    out = torch.einsum("tkrs,skd->tkrd", p, v.float()).reshape(T, H, D)
-    return out, lse.reshape(T, H)

@@ -31,8 +31,8 @@ def test_merge_states_weights_blocks_by_lse():
 @pytest.mark.skipif(not flash.available(), reason="needs flash-attn and a CUDA device")
 def test_flash_attend_matches_torch_attend():  # pragma: no cover - GPU only
     q = torch.randn(3, 8, 64, device="cuda", dtype=torch.bfloat16)
-    k = torch.randn(3, 32, 2, 64, device="cuda", dtype=torch.bfloat16)
-    v = torch.randn(3, 32, 2, 64, device="cuda", dtype=torch.bfloat16)
+    k = torch.randn(32, 2, 64, device="cuda", dtype=torch.bfloat16)
+    v = torch.randn(32, 2, 64, device="cuda", dtype=torch.bfloat16)
     a, la = flash.attend_flash(q, k, v, 0.125)
     b, lb = flash.attend(q, k, v, 0.125)
     torch.testing.assert_close(a.float(), b, atol=2e-2, rtol=2e-2)

@@ -42,3 +42,28 @@ def test_the_runtime_records_step_ends():
     )
     assert [e.info["steps"] for e in r.events if e.kind == "step_end"] == [1, 2]
     assert r.workers[0].step_ends == 2
+
+
+def test_a_custom_rule_through_generate():
+    import collab
+    from conftest import tiny_model
+    from scripted import CharTokenizer, Script
+
+    prompt = "Q\n"
+    script = "One step.\n\nTwo steps!\n\nthree"
+    r = collab.generate(
+        tiny_model(vocab_size=128, eos_token_id=3), prompt, tokenizer=CharTokenizer(), template=None, workers=1,
+        protocol="markers", max_new_tokens=40, logits_processor=[Script(len(prompt), [script])],
+        step_end=lambda before: before.endswith("!"),
+    )
+    assert [e.info["steps"] for e in r.events if e.kind == "step_end"] == [1]
+
+
+def test_a_step_end_that_is_not_callable_is_refused():
+    import pytest
+
+    import collab
+    from conftest import tiny_model
+
+    with pytest.raises(TypeError, match="step_end must be a callable"):
+        collab.generate(tiny_model(), [1, 2], template=None, step_end="\n\n")
