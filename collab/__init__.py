@@ -8,7 +8,9 @@
 
 from . import attention as _attention  # noqa: F401  (registers the "collab" attention implementation)
 from . import cache  # noqa: F401
-from .api import Interrupted, generate
+from . import events
+from .api import Interrupted, generate, stream
+from .stream import Stream
 from .config import MAX_WORKERS
 from .models import load
 from .result import Event, Result, Stats, Worker
@@ -28,13 +30,16 @@ __all__ = [
     "MAX_WORKERS",
     "Result",
     "Stats",
+    "Stream",
     "StepUpdate",
     "SUPPORTED_FAMILIES",
     "SUPPORTED_ROPE",
     "UnsupportedModelError",
     "VISIBILITIES",
     "Worker",
+    "events",
     "generate",
+    "stream",
     "load",
 ]
 __version__ = "0.1.0"

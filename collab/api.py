@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable
 
 from . import answers, prompts
@@ -12,6 +13,7 @@ from .models import load
 from .protocols import resolve_protocol
 from .result import Result
 from .runtime import Adaptive, Run
+from .stream import Stream
 from .sampling import draw_seed, resolve_config
 from .strategies import resolve_strategy
 from .support import check_model
@@ -52,7 +54,7 @@ def generate(
     output_logits: bool = False,
     logits_processor: list | None = None,
     callback: Callable[[Any], None] | None = None,
-    progress: bool = False,
+    progress: bool = True,
     page_size: int = 64,
     attention: str = "auto",
     step_end: Callable[[str], bool] | None = None,
@@ -78,6 +80,65 @@ def generate(
     >>> result = generate(None, "What is 2 + 3?", workers=2, max_new_tokens=32)  # doctest: +SKIP
     >>> print(result.text)  # doctest: +SKIP
     """
+    return _prepare(locals()).execute()
+
+
+def stream(model=None, prompt: str | list = "", **options) -> "Stream":
+    """Run like `generate`, as an iterator of typed events (`collab.events`): token deltas per
+    worker, spawns, joins, done workers, the final answer and the stats, so a UI can render live.
+
+    Takes the same options as `generate` (progress is off unless asked for). Closing the
+    stream (`close()`, leaving a `with` block) stops the run between two steps and keeps what
+    was generated on `.result`; the model is routed through collab only while a step runs.
+
+    >>> with stream(None, "What is 2 + 3?", workers=2, max_new_tokens=16) as s:  # doctest: +SKIP
+    ...     for event in s:
+    ...         if isinstance(event, collab.events.TokenDelta):
+    ...             print(event.worker, event.text)
+    >>> s.result.answer  # doctest: +SKIP
+    """
+    options.setdefault("progress", False)
+    try:
+        bound = inspect.signature(generate).bind(model, prompt, **options)
+    except TypeError as exc:
+        raise TypeError(f"collab.stream takes the options of collab.generate: {exc}") from None
+    bound.apply_defaults()
+    return Stream(_prepare(bound.arguments))
+
+
+class _Job:
+    """A validated run and how to conclude it: what generate and stream share."""
+
+    def __init__(self, run: Run, aggregate, scorer, answer: str):
+        self.run, self.aggregate, self.scorer, self.answer = run, aggregate, scorer, answer
+
+    def conclude(self, result: Result) -> Result:
+        _conclude(result, self.aggregate, self.scorer, self.answer)
+        return result
+
+    def execute(self) -> Result:
+        try:
+            return self.conclude(self.run.execute())
+        except KeyboardInterrupt as exc:
+            raise Interrupted(self.run.finish("interrupted")) from exc
+        except Exception as exc:
+            raise attach_partial(exc, self.run.finish("error"))
+
+
+def attach_partial(exc: BaseException, result: Result) -> BaseException:
+    exc.result = result
+    exc.add_note("collab: the partial result of the run is attached as exc.result")
+    return exc
+
+
+def _prepare(args: dict) -> _Job:
+    """Validate every option (before any compute) and build the run."""
+    (
+        model, prompt, tokenizer, workers, visibility, template, strategy, protocol, limits,
+        finisher, finisher_tokens, scorer, answer, max_new_tokens, do_sample, temperature,
+        top_p, top_k, repetition_penalty, seed, ignore_eos, output_logits, logits_processor,
+        callback, progress, page_size, attention, step_end,
+    ) = (args[k] for k in _OPTIONS)
     check_workers(workers)
     preset = resolve_strategy(strategy)
     chosen = resolve_protocol(protocol or preset.protocol) if (protocol or preset.protocol) else None
@@ -136,16 +197,7 @@ def generate(
     seed = draw_seed() if seed is None else seed
     run = Run(model, tokenizer, encoded, options, generation, logits_processor, seed, adaptive)
     run.result.strategy = strategy
-    try:
-        result = run.execute()
-        _conclude(result, preset.aggregate, scorer, answer)
-        return result
-    except KeyboardInterrupt as exc:
-        raise Interrupted(run.finish("interrupted")) from exc
-    except Exception as exc:
-        exc.result = run.finish("error")
-        exc.add_note("collab: the partial result of the run is attached as exc.result")
-        raise
+    return _Job(run, preset.aggregate, scorer, answer)
 
 
 def _conclude(result: Result, aggregate: str | None, scorer, kind: str) -> None:
@@ -170,3 +222,6 @@ def _score(scorer, text) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"scorer must return a number, got {value!r}")
     return float(value)
+
+
+_OPTIONS = tuple(inspect.signature(generate).parameters)

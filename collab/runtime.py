@@ -15,6 +15,7 @@ import time
 from bisect import bisect_left
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import torch
 
@@ -150,26 +151,46 @@ class Run:
         return block
 
     # -- the loop ------------------------------------------------------------------------------
+    def steps(self) -> Iterator[StepUpdate]:
+        """The run as a generator: a `StepUpdate` after every step that sampled tokens.
+
+        The caller holds `self.computing()` around each resumption (for the whole loop in
+        `generate`, per step in `collab.stream`, so an abandoned stream leaves the model as it
+        was). Closing the generator stops the run between steps; `finish()` then keeps it all."""
+        logits = self._prefill()
+        self._start_paths()
+        first = [s for s in self.slots if not s.pending and s.state == "active"]
+        yield self._sample(first, logits.expand(len(first), -1))
+        yield from self._loop()
+        if self.adaptive is not None and self.adaptive.finisher is not None:
+            self._add_finisher()
+            yield from self._loop()
+
+    @contextmanager
+    def computing(self):
+        """The model routed through collab's attention, without autograd."""
+        with attached(self.model), torch.inference_mode():
+            yield
+
     def execute(self) -> Result:
+        """Run to the end: the callback and the progress bar see every step."""
         progress = _progress(self.options)
         try:
-            with attached(self.model), torch.inference_mode():
-                logits = self._prefill()
-                self._start_paths()
-                first = [s for s in self.slots if not s.pending and s.state == "active"]
-                self._sample(first, logits.expand(len(first), -1), progress)
-                self._loop(progress)
-                if self.adaptive is not None and self.adaptive.finisher is not None:
-                    self._add_finisher()
-                    self._loop(progress)
+            with self.computing():
+                for update in self.steps():
+                    progress.update(len(update.tokens))
+                    if self.options.callback is not None and update.tokens:
+                        self.options.callback(update)
         finally:
             progress.close()
         return self.finish()
 
-    def _loop(self, progress) -> None:
+    def _loop(self) -> Iterator[StepUpdate]:
         while any(s.pending or s.join for s in self.slots):
             self.step += 1
-            self._decode_step(progress)
+            update = self._decode_step()
+            if update is not None:
+                yield update
 
     def _prefill(self) -> torch.Tensor:
         pages, offsets, positions = self.table.append(self.prompt_block, len(self.prompt))
@@ -200,17 +221,17 @@ class Run:
         shared = Segment(self.history, self.table.blocks[self.history].length, 0) if self.history is not None else None
         return self.policy(states, shared, self.step)
 
-    def _decode_step(self, progress) -> None:
+    def _decode_step(self) -> StepUpdate | None:
         for s in self.slots:
             if s.join and not s.pending and not any(self.slots[c].pending for c in s.join[0]):
                 self._join(s)
         feeding = [s for s in self.slots if s.pending and s.ready_step <= self.step]
         if not feeding:
-            return
+            return None
         views = self._views()
         feeding = self._within_context(feeding, views)
         if not feeding:
-            return
+            return None
         feeds = []
         for s in feeding:
             if not s.worker.feed_steps:
@@ -229,8 +250,7 @@ class Run:
         rows = [i for i, s in enumerate(feeding) if not s.flush]
         for s in feeding:
             s.flush = False
-        if rows:
-            self._sample([feeding[i] for i in rows], logits[rows], progress, views)
+        return self._sample([feeding[i] for i in rows], logits[rows], views) if rows else None
 
     def _within_context(self, feeding: list[_Slot], views: dict[int, View]) -> list[_Slot]:
         """Workers whose view would pass the model's context end with an event, not an error."""
@@ -266,7 +286,7 @@ class Run:
         stats.steps = self.step
         return out.logits[0].float()
 
-    def _sample(self, slots: list[_Slot], logits: torch.Tensor, progress, views=None) -> None:
+    def _sample(self, slots: list[_Slot], logits: torch.Tensor, views=None) -> StepUpdate:
         sampled = {}
         for s, row in zip(slots, logits):
             w = s.worker
@@ -286,11 +306,9 @@ class Run:
             elif len(w.token_ids) >= s.budget:
                 self._retire(s, "max_new_tokens")
         self.result.stats.generated_tokens += len(sampled)
-        progress.update(len(sampled))
         if self.adaptive is not None and self.adaptive.controller is not None or self.history is not None:
             self._read_text(sampled)
-        if self.options.callback is not None and sampled:
-            self.options.callback(StepUpdate(self.step, sampled, self.result))
+        return StepUpdate(self.step, sampled, self.result)
 
     # -- control -------------------------------------------------------------------------------
     def _read_text(self, sampled: dict[int, int]) -> None:
@@ -484,4 +502,5 @@ def _progress(options: RunOptions):
     from tqdm.auto import tqdm
 
     total = options.workers * options.max_new_tokens
-    return tqdm(total=total, disable=not options.progress, unit="tok", desc="collab", leave=False)
+    # shown only for runs that last: short calls in loops and tests print nothing
+    return tqdm(total=total, disable=not options.progress, unit="tok", desc="collab", leave=False, delay=2.0)

@@ -1,0 +1,110 @@
+"""`collab.stream`: a run as an iterator of typed events, stoppable between any two steps."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from . import events as ev
+from .result import Result
+
+
+class Stream:
+    """Iterate for events; `.result` is the run's result at any time (final once finished or
+    closed); `close()` or leaving a `with` block stops the run cleanly between two steps."""
+
+    def __init__(self, job):
+        self._job, self._run = job, job.run
+        self._events = self._generate()
+        self._closed = False
+
+    def __iter__(self) -> Iterator[ev.Event]:
+        return self
+
+    def __next__(self) -> ev.Event:
+        return next(self._events)
+
+    def __enter__(self) -> "Stream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def result(self) -> Result:
+        return self._run.result
+
+    def close(self) -> Result:
+        """Stop the run (if it is still going) and return what it generated."""
+        self._events.close()
+        return self.result
+
+    def _generate(self) -> Iterator[ev.Event]:
+        from .api import Interrupted, attach_partial
+
+        run, decoders, seen = self._run, {}, 0
+        steps = run.steps()
+        finished = False
+        try:
+            while True:
+                try:
+                    with run.computing():
+                        update = next(steps, None)
+                except KeyboardInterrupt as exc:
+                    finished = True
+                    raise Interrupted(run.finish("interrupted")) from exc
+                except Exception as exc:
+                    finished = True
+                    raise attach_partial(exc, run.finish("error"))
+                if update is None:
+                    break
+                for index, token in update.tokens.items():
+                    worker = run.result.workers[index]
+                    text = decoders.setdefault(index, _Detokenizer(run.decode if run.tokenizer else None)).push(token)
+                    yield ev.TokenDelta(update.step, index, worker.name, token, text)
+                for event in run.result.events[seen:]:
+                    yield _typed(event, run.result)
+                seen = len(run.result.events)
+            finished = True
+            try:
+                result = self._job.conclude(run.finish())
+            except Exception as exc:  # a scorer's error: the result stays reachable
+                raise attach_partial(exc, run.result)
+            for event in result.events[seen:]:
+                yield _typed(event, result)
+            yield ev.Answer(result.answer, tuple(result.answers))
+            yield ev.Finished(result.stats, result)
+        finally:
+            steps.close()
+            if not finished:  # closed early: stop between steps, keep everything
+                run.finish("stopped")
+
+
+class _Detokenizer:
+    """Incremental decoding: the new text of the last token, held back while incomplete."""
+
+    def __init__(self, decode):
+        self.decode, self.ids, self.shown = decode, [], ""
+
+    def push(self, token: int) -> str:
+        if self.decode is None:  # a run without a tokenizer streams ids only
+            return ""
+        self.ids.append(token)
+        text = self.decode(self.ids)
+        if text.endswith("\ufffd"):  # an unfinished multi-byte character
+            return ""
+        delta, self.shown = text[len(self.shown):] if text.startswith(self.shown) else text, text
+        return delta
+
+
+def _typed(event, result: Result) -> ev.Event:
+    info, index = event.info, event.worker
+    name = result.workers[index].name if index is not None else ""
+    if event.kind == "spawn":
+        children = tuple(info["children"])
+        names = tuple(result.workers[c].name for c in children)
+        return ev.Spawn(event.step, index, children, tuple(info["heads"]), names)
+    if event.kind == "join":
+        return ev.Join(event.step, index, tuple(info["children"]))
+    if event.kind == "done" and index is not None:
+        return ev.Done(event.step, index, name, info.get("reason", ""))
+    return ev.Note(event.step, index, event.kind, dict(info))

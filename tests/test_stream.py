@@ -1,0 +1,108 @@
+"""collab.stream: typed events that add up to the result, and a clean stop when closed early."""
+
+import pytest
+import torch
+from scripted import CharTokenizer, Script
+
+import collab
+from collab import events as ev
+from conftest import tiny_model
+
+PROMPT = list(range(3, 30))
+
+
+def test_token_deltas_add_up_to_generate():
+    model = tiny_model()
+    options = dict(template=None, workers=3, max_new_tokens=12, do_sample=True, seed=5)
+    full = collab.generate(model, PROMPT, **options)
+    s = collab.stream(model, PROMPT, **options)
+    got = list(s)
+    tokens = {i: [e.token_id for e in got if isinstance(e, ev.TokenDelta) and e.worker == i] for i in range(3)}
+    assert tokens == {w.index: w.token_ids for w in full.workers}
+    assert isinstance(got[-1], ev.Finished) and isinstance(got[-2], ev.Answer)
+    assert got[-1].result is s.result and s.result.complete
+    assert got[-1].stats.generated_tokens == 36
+    done = [e for e in got if isinstance(e, ev.Done)]
+    assert sorted(e.worker for e in done) == [0, 1, 2] and {e.reason for e in done} <= {"eos", "max_new_tokens"}
+
+
+def test_text_deltas_join_to_each_workers_text():
+    model = tiny_model(vocab_size=128, eos_token_id=3)
+    tok = CharTokenizer()
+    s = collab.stream(model, "Q: ", tokenizer=tok, workers=2, template=None, max_new_tokens=20,
+                      logits_processor=[Script(3, ["hello world"])])
+    texts = {}
+    for e in s:
+        if e.kind == "token":
+            texts[e.worker] = texts.get(e.worker, "") + e.text
+    assert {i: t.replace(chr(3), "") for i, t in texts.items()} == {0: "hello world", 1: "hello world"}
+
+
+def test_spawn_join_done_and_answer_events_with_a_protocol():
+    from test_protocols import MULTIVERSE, PROMPT as TEXT
+
+    model = tiny_model(vocab_size=128, eos_token_id=3)
+    s = collab.stream(model, TEXT, tokenizer=CharTokenizer(), strategy="multiverse", template=None,
+                      max_new_tokens=200, seed=0, logits_processor=[Script(len(TEXT), MULTIVERSE)])
+    kinds = [e.kind for e in s]
+    spawn = next(e for e in s.result.events if e.kind == "spawn")
+    assert kinds.index("spawn") < kinds.index("join") < kinds.index("answer") < kinds.index("finished")
+    typed = [e for e in collab.stream(model, TEXT, tokenizer=CharTokenizer(), strategy="multiverse", template=None,
+                                      max_new_tokens=200, seed=0, logits_processor=[Script(len(TEXT), MULTIVERSE)])
+             if isinstance(e, ev.Spawn)]
+    assert typed[0].children == tuple(spawn.info["children"]) and typed[0].heads == ("<Path>\n1:", "<Path>\n2:")
+    assert typed[0].names == ("Alice.1", "Alice.2")
+
+
+def test_closing_early_stops_and_keeps_the_tokens():
+    model = tiny_model()
+    options = dict(template=None, workers=2, max_new_tokens=30, do_sample=True, seed=2)
+    full = collab.generate(model, PROMPT, **options)
+    s = collab.stream(model, PROMPT, **options)
+    seen = 0
+    for e in s:
+        seen += e.kind == "token"
+        if seen == 10:
+            break
+    assert model.config._attn_implementation != "collab"  # between steps the model is as it was
+    result = s.close()
+    assert not result.complete and result.events[-1].kind == "stopped"
+    assert [len(w.token_ids) for w in result.workers] == [5, 5]
+    for part, whole in zip(result.workers, full.workers):
+        assert part.token_ids == whole.token_ids[:5] and part.finish_reason == "stopped"
+    assert list(s) == []  # a closed stream yields nothing more
+    model(torch.tensor([PROMPT]))
+
+
+def test_with_block_closes_and_model_is_usable_mid_stream():
+    model = tiny_model()
+    with collab.stream(model, PROMPT, template=None, workers=2, max_new_tokens=30) as s:
+        next(iter(s))
+        plain = model(torch.tensor([PROMPT])).logits  # another call while the stream is paused
+        assert plain.shape[1] == len(PROMPT)
+    assert not s.result.complete and s.result.stats.generated_tokens == 2
+
+
+def test_errors_in_a_processor_carry_the_partial_result():
+    model = tiny_model()
+    calls = []
+
+    def flaky(input_ids, scores):
+        calls.append(1)
+        if len(calls) == 7:
+            raise ValueError("processor failed")
+        return scores
+
+    s = collab.stream(model, PROMPT, template=None, workers=2, max_new_tokens=10, logits_processor=[flaky])
+    with pytest.raises(ValueError, match="processor failed") as info:
+        list(s)
+    assert info.value.result is s.result and not s.result.complete
+    assert sum(len(w.token_ids) for w in s.result.workers) == 6
+    assert model.config._attn_implementation != "collab"
+
+
+def test_unknown_option_is_named_before_any_compute():
+    with pytest.raises(TypeError, match="collab.generate.*wrkers"):
+        collab.stream(tiny_model(), PROMPT, wrkers=2)
+    with pytest.raises(ValueError, match="workers"):
+        collab.stream(tiny_model(), PROMPT, template=None, workers=0)
