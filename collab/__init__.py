@@ -18,6 +18,7 @@ from .runtime import StepUpdate
 from .support import SUPPORTED_FAMILIES, SUPPORTED_ROPE, UnsupportedModelError
 from .views import NAMES as VISIBILITIES
 from .controller import Limits
+from .search import SearchOptions, SearchTree
 from .protocols import PROTOCOLS
 from .strategies import STRATEGIES
 
@@ -27,6 +28,8 @@ __all__ = [
     "Limits",
     "PROTOCOLS",
     "STRATEGIES",
+    "SearchOptions",
+    "SearchTree",
     "MAX_WORKERS",
     "Result",
     "Stats",

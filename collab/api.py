@@ -13,6 +13,8 @@ from .models import load
 from .protocols import resolve_protocol
 from .result import Result
 from .runtime import Adaptive, Run
+from .search import SEARCHES, SearchOptions
+from .search_run import SearchRun, SelfJudge
 from .stream import Stream
 from .sampling import draw_seed, resolve_config
 from .strategies import resolve_strategy
@@ -42,6 +44,7 @@ def generate(
     finisher: bool | None = None,
     finisher_tokens: int = 64,
     scorer: Callable[[str], float] | None = None,
+    search: dict | SearchOptions | None = None,
     answer: str = "auto",
     max_new_tokens: int = 256,
     do_sample: bool | None = None,
@@ -66,9 +69,11 @@ def generate(
     template: "default" (chat template + system prompt + worker headers) or None (raw).
     visibility: "full" (each worker sees every peer's tokens fed before this step) or "none".
     strategy: a preset ("hogwild", "self_consistency", "best_of_n", "skeleton", "adaptive",
-    "multiverse", "threadweaver", "apr", "parathinker"); protocol: a marker protocol read by
+    "multiverse", "threadweaver", "apr", "parathinker", "tree_of_thoughts", "mcts"); protocol: a marker protocol read by
     the adaptive controller; limits: `collab.Limits` on spawning; finisher: a final-answer pass
-    over the whole cache; scorer: picks the best worker for "best_of_n"; answer: how to extract
+    over the whole cache; scorer: `scorer(text) -> float`, picks the best worker for "best_of_n"
+    and values steps for "tree_of_thoughts" and "mcts" (default there: the model judges itself);
+    search: `collab.SearchOptions` or a dict of them (branching, beam, budgets); answer: how to extract
     the final answer ("auto", "boxed", "number", "code"); step_end: a custom end-of-step rule,
     `step_end(text_before_a_blank_line) -> bool` (see collab.steps).
     Sampling options default to the model's generation config; `seed` makes runs reproducible.
@@ -135,7 +140,7 @@ def _prepare(args: dict) -> _Job:
     """Validate every option (before any compute) and build the run."""
     (
         model, prompt, tokenizer, workers, visibility, template, strategy, protocol, limits,
-        finisher, finisher_tokens, scorer, answer, max_new_tokens, do_sample, temperature,
+        finisher, finisher_tokens, scorer, search, answer, max_new_tokens, do_sample, temperature,
         top_p, top_k, repetition_penalty, seed, ignore_eos, output_logits, logits_processor,
         callback, progress, page_size, attention, step_end,
     ) = (args[k] for k in _OPTIONS)
@@ -158,6 +163,13 @@ def _prepare(args: dict) -> _Job:
     use_finisher = preset.finisher if finisher is None else bool(finisher)
     if preset.aggregate == "best" and not callable(scorer):
         raise ValueError("strategy='best_of_n' needs scorer=callable(text) -> float to pick the best worker")
+    if scorer is not None and not callable(scorer):
+        raise TypeError(f"scorer must be a callable(text) -> float, got {scorer!r}")
+    if search is not None and not preset.search:
+        raise ValueError("search= options apply to strategy='tree_of_thoughts' or strategy='mcts'")
+    search_options = SearchOptions.of(search) if preset.search else None
+    if preset.search and options.policy.history:
+        raise ValueError(f"visibility {options.visibility!r} moves steps into a shared history; search strategies fork steps: use 'none' or 'full'")
     if not isinstance(finisher_tokens, int) or finisher_tokens < 1:
         raise ValueError(f"finisher_tokens must be a positive int, got {finisher_tokens!r}")
     answers.extract("", answer)  # validates the kind
@@ -171,6 +183,8 @@ def _prepare(args: dict) -> _Job:
         raise ValueError(f"visibility {options.visibility!r} needs a tokenizer to find the ends of reasoning steps: pass tokenizer=...")
     if (chosen is not None or use_finisher) and tokenizer is None:
         raise ValueError("protocols and the finisher read and write text: pass tokenizer=...")
+    if preset.search and tokenizer is None:
+        raise ValueError(f"strategy={strategy!r} finds the ends of reasoning steps in text: pass tokenizer=...")
     encoded = encode(prompt, template, tokenizer, roots, system=preset.system, headers=preset.headers)
     if not encoded.prompt_ids:
         raise ValueError("the prompt tokenizes to no tokens: pass a non-empty prompt")
@@ -194,8 +208,13 @@ def _prepare(args: dict) -> _Job:
             finisher_tokens=finisher_tokens,
             roots_spawn=chosen.start(workers) if chosen is not None else (),
         )
+    driver = None
+    if preset.search:
+        value = scorer if scorer is not None else SelfJudge(tokenizer, prompts.load("judge.txt"))
+        text = lambda ids: tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
+        driver = lambda run: SearchRun(run, SEARCHES[preset.search](search_options), search_options, value, text)  # noqa: E731
     seed = draw_seed() if seed is None else seed
-    run = Run(model, tokenizer, encoded, options, generation, logits_processor, seed, adaptive)
+    run = Run(model, tokenizer, encoded, options, generation, logits_processor, seed, adaptive, driver)
     run.result.strategy = strategy
     return _Job(run, preset.aggregate, scorer, answer)
 
@@ -210,6 +229,9 @@ def _conclude(result: Result, aggregate: str | None, scorer, kind: str) -> None:
         result.scores = [_score(scorer, w.text) for w in roots]
         best = roots[max(range(len(roots)), key=lambda i: result.scores[i])]
         result.answer = answers.extract(best.text, kind) or (best.text or "").strip()
+    elif result.search is not None and result.search.chosen:
+        text = result.search.text(result.search.chosen[-1])
+        result.answer = answers.extract(text, kind) or text.strip()
     elif result.finisher is not None:
         text = result.finisher.text or ""
         result.answer = answers.extract(text, kind) or text.strip()

@@ -52,6 +52,7 @@ class Worker:
     feed_steps: list[int] = field(default_factory=list)  # step at which each of its tokens was fed
     sample_steps: list[int] = field(default_factory=list)  # step whose forward gave each token
     views: list | None = None  # with output_logits: (segments, own block, own offset) per sampled token
+    fork_of: tuple[int, int] | None = None  # a fork's first token came from (worker, step)'s logits; -1: the prompt
 
     @property
     def block_ids(self) -> list[int]:
@@ -76,6 +77,7 @@ class Result:
     # with output_logits: every feed as (step, worker, block, first local position, tokens,
     # view segments, own offset, sampled); worker -1 is the prompt
     trace: list | None = None
+    search: Any = None  # collab.search.SearchTree, for the search strategies
 
     @property
     def finisher(self) -> Worker | None:
@@ -97,6 +99,19 @@ class Result:
     def text(self) -> str:
         """Every worker's text under its name."""
         return "\n\n".join(f"[{w.name}]\n{(w.text or '').strip()}" for w in self.workers)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: a column per worker, the spawn tree, the answer, the stats."""
+        from .display import to_html
+
+        return to_html(self)
+
+    def plot(self, path=None):
+        """A matplotlib Figure: the timeline of who wrote what when, and tokens per worker (see
+        `collab.plots.plot`); saved as a PNG to `path` when given. Needs `pip install collab[plots]`."""
+        from .plots import plot
+
+        return plot(self, path)
 
     def __repr__(self) -> str:
         state = "" if self.complete else ", partial"

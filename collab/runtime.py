@@ -54,7 +54,7 @@ class _Slot:
     own: list[int]  # every token fed into the worker's own blocks, for logits processors
     pending: list[int]
     trail: tuple[Segment, ...] = ()
-    state: str = "active"  # "active", "waiting", "done"
+    state: str = "active"  # "active", "waiting", "paused" (a search node between rounds), "done"
     flush: bool = False  # pending tokens are fed without sampling
     ready_step: int = 0
     budget: int = 0  # tokens it may sample
@@ -64,6 +64,8 @@ class _Slot:
     steps: StepDetector = field(default_factory=StepDetector)  # ends of reasoning steps in its text
     gen_start: int = 0  # index in worker.token_ids of the current block's first sampled token
     head_len: int = 0  # tokens before it in the current block (the header of a first block)
+    keep_row: bool = False  # keep the logits at its last fed token (a search node that may fork)
+    last_row: torch.Tensor | None = None  # [vocab] fp32: what its forks sample their first token from
 
     def span(self, table: BlockTable) -> tuple[Segment, ...]:
         """Trail plus current block, offsets from 0: what a joining parent places."""
@@ -95,7 +97,7 @@ class Adaptive:
 
 class Run:
     def __init__(self, model, tokenizer, encoded: Encoded, options: RunOptions, generation, processors, seed,
-                 adaptive: Adaptive | None = None):
+                 adaptive: Adaptive | None = None, search=None):
         self.model, self.tokenizer, self.options = model, tokenizer, options
         self.generation, self.processors, self.seed = generation, processors, seed
         self.adaptive = adaptive
@@ -118,6 +120,8 @@ class Run:
         self.result.trace = [] if options.output_logits else None
         self.slots: list[_Slot] = []
         self.step = 0
+        self.freed: dict[int, list[int]] = {}  # block -> its tokens, for blocks freed during the run
+        self.search = search(self) if search is not None else None  # a SearchRun (collab.search_run)
         for name, header in zip(encoded.names, encoded.headers):
             self._add_worker(name, header, None, base=(), group=-1)
         self.t0 = time.perf_counter()
@@ -159,9 +163,13 @@ class Run:
         was). Closing the generator stops the run between steps; `finish()` then keeps it all."""
         logits = self._prefill()
         self._start_paths()
+        if self.search is not None:
+            self.search.start(logits[0])
         first = [s for s in self.slots if not s.pending and s.state == "active"]
         yield self._sample(first, logits.expand(len(first), -1))
         yield from self._loop()
+        if self.search is not None:
+            yield from self.search.rounds()
         if self.adaptive is not None and self.adaptive.finisher is not None:
             self._add_finisher()
             yield from self._loop()
@@ -215,6 +223,8 @@ class Run:
         lag = self.policy.lag
         states = []
         for s in self.slots:
+            if s.block not in self.table.blocks:  # freed: a pruned branch
+                continue
             length = self.table.blocks[s.block].length
             shown = bisect_left(self.fed_at[s.block], self.step - lag) if lag else None
             states.append(WorkerState(s.worker.index, s.block, length, s.base, s.trail, s.group, shown))
@@ -248,7 +258,9 @@ class Run:
             s.pending = []
         logits = self._forward(feeds, views)
         rows = [i for i, s in enumerate(feeding) if not s.flush]
-        for s in feeding:
+        for i, s in enumerate(feeding):
+            if s.keep_row:
+                s.last_row, s.keep_row = logits[i].clone(), False
             s.flush = False
         return self._sample([feeding[i] for i in rows], logits[rows], views) if rows else None
 
@@ -303,12 +315,60 @@ class Run:
             if token in self.eos and not self.options.ignore_eos:
                 s.pending = []
                 self._retire(s, "eos")
+            elif self.search is not None and self.search.ends_step(s):
+                self.pause(s)
             elif len(w.token_ids) >= s.budget:
                 self._retire(s, "max_new_tokens")
         self.result.stats.generated_tokens += len(sampled)
         if self.adaptive is not None and self.adaptive.controller is not None or self.history is not None:
             self._read_text(sampled)
         return StepUpdate(self.step, sampled, self.result)
+
+    # -- forks (search) ------------------------------------------------------------------------
+    def pause(self, s: _Slot) -> None:
+        """Stop a worker at the end of a step: its last token is fed, its logits there are kept
+        (its forks sample from them), and it waits for a fork or a retire."""
+        s.state, s.flush, s.keep_row = "paused", bool(s.pending), True
+
+    def fork(self, index: int, k: int, budget: int | None = None) -> list[_Slot]:
+        """k children of a paused worker, each seeing the worker's view plus its whole block
+        (stored once, zero copy) in a view of its own (no peers). `sample_forks` then draws
+        their first tokens; forks nest."""
+        parent = self.slots[index]
+        if parent.state != "paused" or parent.last_row is None or parent.pending:
+            raise RuntimeError(f"worker {index} can be forked only while paused at a fed step end")
+        base = self._views()[index].with_prefix(parent.block, self.table.blocks[parent.block].length)
+        source = (index, parent.worker.feed_steps[-1]) if parent.worker.feed_steps else (-1, 0)
+        children = []
+        for _ in range(k):
+            name = f"{parent.worker.name}.{len(parent.worker.children) + 1}"
+            child = self._add_worker(name, [], index, base, -(len(self.slots) + 2), budget=budget, controlled=False)
+            child.own = list(parent.own)  # the path so far, for logits processors
+            child.worker.fork_of = source
+            parent.worker.children.append(child.worker.index)
+            children.append(child)
+        ids = [c.worker.index for c in children]
+        self.result.events.append(Event("spawn", self.step, index, {"children": ids, "heads": [""] * k, "fork": True}))
+        return children
+
+    def sample_forks(self, index: int, children: list[_Slot]) -> StepUpdate:
+        """Each fork samples its first token from the parent's kept logits, with its own seed."""
+        row = self.slots[index].last_row
+        views = {c.worker.index: View(c.base, end(c.base)) for c in children}
+        return self._sample(children, row.expand(len(children), -1), views)
+
+    def collect(self) -> None:
+        """Free every block no live worker needs (its own, its base, its trail); pages return
+        to the free list and are reused first. The tokens stay in the result."""
+        live = {self.prompt_block, self.history}
+        for s in self.slots:
+            if s.state != "done" or s.pending:
+                live.add(s.block)
+                live.update(seg.block for seg in s.base + s.trail)
+        for block in [b for b in self.table.blocks if b not in live]:
+            self.table.free_block(block)
+            self.freed[block] = self.tokens.pop(block)
+            del self.fed_at[block]
 
     # -- control -------------------------------------------------------------------------------
     def _read_text(self, sampled: dict[int, int]) -> None:
@@ -418,6 +478,8 @@ class Run:
             if not keep:
                 s.pending = []
         self.result.events.append(Event("done", self.step, s.worker.index, {"reason": reason}))
+        if self.search is not None:
+            self.search.retired(s, reason)
         if s.controlled:
             self._apply(self.adaptive.controller.retired(s.worker.index))
 
@@ -476,7 +538,7 @@ class Run:
         if reason:
             result.events.append(Event(reason, self.step))
         result.complete = reason is None
-        result.blocks = {b: list(t) for b, t in self.tokens.items()}
+        result.blocks = {b: list(t) for b, t in sorted({**self.freed, **self.tokens}.items())}
         stats.attention = self.options.attention
         stats.kv_tokens = self.table.tokens
         stats.kv_bytes = self.cache.kv_bytes()

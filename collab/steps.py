@@ -51,3 +51,13 @@ class StepDetector:
             self.scanned = max(self.scanned, len(text) - 2)
         self.ends += new
         return new
+
+
+_BREAK_AT_END = re.compile(r"\n[ \t]*\n[ \t]*$")
+
+
+def ends_at_break(text: str, is_end: Callable[[str], bool] = default_is_end) -> bool:
+    """True if `text` ends with a paragraph break that ends a step (search nodes stop here; a
+    longer break would only start the next step with blank space)."""
+    m = _BREAK_AT_END.search(text)
+    return m is not None and is_end(text[: m.start()])

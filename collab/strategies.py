@@ -16,6 +16,7 @@ class Strategy:
     finisher: bool = False  # a final-answer pass over the whole cache
     aggregate: str | None = None  # "vote" (majority of extracted answers) or "best" (a scorer picks)
     sample: bool = False  # sample by default (independent workers need it to differ)
+    search: str | None = None  # a search over forked steps (collab.search)
 
 
 STRATEGIES: dict[str, Strategy] = {
@@ -30,6 +31,9 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("threadweaver", protocol="threadweaver", system="threadweaver.md", headers=False, single_root=True),
         Strategy("apr", protocol="apr", system="apr.md", headers=False, single_root=True),
         Strategy("parathinker", protocol="parathinker", system="parathinker.md", headers=False, single_root=True),
+        Strategy("tree_of_thoughts", visibility="none", system="search.md", headers=False, single_root=True, sample=True,
+                 search="tree_of_thoughts"),
+        Strategy("mcts", visibility="none", system="search.md", headers=False, single_root=True, sample=True, search="mcts"),
     )
 }
 

@@ -159,5 +159,8 @@ def replay_trace(model, result) -> dict[tuple[int, int], torch.Tensor]:
     expected = {}
     for w in result.workers:
         for k, step in enumerate(w.sample_steps):
-            expected[(w.index, k)] = feed_logits[(w.index, step)] if (w.index, step) in feed_logits else feed_logits[(-1, 0)]
+            if k == 0 and w.fork_of is not None:  # a fork's first token: its parent's last logits
+                expected[(w.index, k)] = feed_logits[w.fork_of]
+            else:
+                expected[(w.index, k)] = feed_logits[(w.index, step)] if (w.index, step) in feed_logits else feed_logits[(-1, 0)]
     return expected

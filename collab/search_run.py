@@ -1,0 +1,169 @@
+"""Search rounds on a run: pause workers at step ends, score the steps, fork and prune.
+
+The runtime's loop runs until every branch has paused (or ended); then, between steps, this
+driver scores the new nodes (a user callable on the path text, or the model judging itself),
+asks the search (`collab.search`) for expansions and prunings, applies them (forks share the
+node's blocks; pruned branches are retired and their blocks freed) and lets the loop run again.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import torch
+
+from .result import Event
+from .search import Expand, Prune, SearchOptions
+from .steps import default_is_end, ends_at_break
+
+
+class SelfJudge:
+    """The model scores a step itself: a short evaluation prompt is fed after the node's path in
+    a worker of its own (attended to, never part of a branch) and the value is
+    P(yes) / (P(yes) + P(no)) for the next token."""
+
+    def __init__(self, tokenizer, prompt: str):
+        self.prompt_ids = tokenizer(prompt, add_special_tokens=False).input_ids
+        self.yes = _first_ids(tokenizer, ("Yes", " Yes", "yes", " yes"))
+        self.no = _first_ids(tokenizer, ("No", " No", "no", " no"))
+        if not self.yes or not self.no or set(self.yes) & set(self.no):
+            raise ValueError("the tokenizer cannot tell 'Yes' from 'No' in one token: pass scorer=callable(text) -> float")
+
+    def value(self, row: torch.Tensor) -> float:
+        margin = torch.logsumexp(row[self.yes], 0) - torch.logsumexp(row[self.no], 0)
+        return torch.sigmoid(margin).item()
+
+
+def _first_ids(tokenizer, words) -> list[int]:
+    return sorted({ids[0] for w in words if (ids := tokenizer(w, add_special_tokens=False).input_ids)})
+
+
+class SearchRun:
+    def __init__(self, run, search, options: SearchOptions, scorer: Callable[[str], float] | SelfJudge, text):
+        self.run, self.search, self.options = run, search, options
+        self.tree = run.result.search = search.tree
+        self.scorer, self.text = scorer, text  # text(token ids) -> str, special tokens dropped
+        self.unscored: list[int] = []  # nodes whose step ended, waiting for a value
+
+    # -- hooks called by the runtime -----------------------------------------------------------
+    def start(self, prefill_row: torch.Tensor) -> None:
+        """The root worker is the root node: it pauses after its header (or the prompt)."""
+        root = self.run.slots[0]
+        self.tree.add(root.worker.index, None)
+        self.run.pause(root)
+        if not root.pending:
+            root.last_row, root.keep_row = prefill_row.clone(), False
+
+    def ends_step(self, s) -> bool:
+        """A running node stops at a step end, after `step_tokens` tokens, or when a budget ends."""
+        ids = s.worker.token_ids
+        if len(ids) >= self.options.step_tokens or not self.budget_left():
+            return self._finished(s, terminal=False)
+        if ends_at_break(self.run.decode(ids), self.run.options.step_end or default_is_end):
+            return self._finished(s, terminal=False)
+        return False
+
+    def retired(self, s, reason: str) -> None:
+        node = self.tree.nodes.get(s.worker.index)
+        if node is not None and node.state == "running":  # an end of text, or the context ran out
+            self._finished(s, terminal=True)
+
+    def budget_left(self) -> bool:
+        stats, opt = self.run.result.stats, self.options
+        if stats.generated_tokens >= opt.max_tokens:
+            return False
+        return opt.max_forward_passes is None or stats.forward_passes < opt.max_forward_passes
+
+    # -- rounds ----------------------------------------------------------------------------------
+    def rounds(self) -> Iterator:
+        run = self.run
+        while True:
+            yield from self._score()
+            decisions = self.search.decide(self.budget_left())
+            if not decisions:
+                break
+            self._prune([d for d in decisions if isinstance(d, Prune)])
+            run.collect()
+            self._record_memory()  # after pruning, before the new forks: what the live tree holds
+            yield from self._expand([d for d in decisions if isinstance(d, Expand)])
+            yield from run._loop()
+        chosen = set(self.tree.chosen)
+        for s in run.slots:
+            if s.state != "done":
+                run._retire(s, "chosen" if s.worker.index in chosen else "search ended")
+        run.collect()
+        self._record_memory()
+
+    def _prune(self, decisions: list[Prune]) -> None:
+        run = self.run
+        for d in decisions:
+            run.result.events.append(Event("prune", run.step, d.node, {"score": self.tree.nodes[d.node].score}))
+            if run.slots[d.node].state != "done":
+                run._retire(run.slots[d.node], "pruned")
+
+    def _expand(self, decisions: list[Expand]) -> Iterator:
+        run = self.run
+        for d in decisions:
+            children = run.fork(d.node, d.children, budget=self.options.step_tokens + 1)
+            ids = [c.worker.index for c in children]
+            for i in ids:
+                self.tree.add(i, d.node)
+            self.search.started(ids)
+            yield run.sample_forks(d.node, children)
+            if self.search.name == "tree_of_thoughts":  # expanded once: its block lives on in its children's views
+                run._retire(run.slots[d.node], "expanded")
+
+    def _score(self) -> Iterator:
+        """Value every node whose step ended: the callable now, or one batched judge step."""
+        todo, self.unscored = self.unscored, []
+        if not todo:
+            return
+        if not isinstance(self.scorer, SelfJudge):
+            for i in todo:
+                self._set(i, self.scorer, self.tree.text(i))
+            return
+        run, judges = self.run, {}
+        for i in todo:
+            judges[i] = self._judge(i)
+        yield from run._loop()
+        for i, judge in judges.items():
+            self._set(i, self.scorer.value, judge.last_row)
+            judge.last_row = None
+
+    def _judge(self, index: int):
+        """A worker that sees the node's whole path, then the evaluation prompt; it samples nothing."""
+        run = self.run
+        node_slot = run.slots[index]
+        view = run._views()[index]
+        base = view.with_prefix(node_slot.block, run.table.blocks[node_slot.block].length)
+        judge = run._add_worker(f"judge({node_slot.worker.name})", self.scorer.prompt_ids, index, base,
+                                -(len(run.slots) + 2), budget=1, controlled=False)
+        judge.worker.role, judge.worker.finish_reason, judge.worker.retire_step = "judge", "judged", run.step
+        judge.state, judge.flush, judge.keep_row = "done", True, True
+        return judge
+
+    def _set(self, index: int, fn, arg) -> None:
+        """Score a node; a failing or non-numeric scorer marks it unscored, with an event."""
+        node = self.tree.nodes[index]
+        try:
+            value = fn(arg)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise TypeError(f"the scorer must return a number, got {value!r}")
+        except Exception as exc:  # the tree is kept; the node ranks last
+            node.error = f"{type(exc).__name__}: {exc}"
+            self.run.result.events.append(Event("unscored", self.run.step, index, {"reason": node.error}))
+            value = None
+        self.search.scored(index, None if value is None else float(value))
+        if value is not None:
+            self.run.result.events.append(Event("scored", self.run.step, index, {"score": float(value)}))
+
+    def _finished(self, s, terminal: bool) -> bool:
+        node = self.tree.nodes[s.worker.index]
+        node.text = self.text(s.worker.token_ids)
+        self.search.finished(node.id, terminal)
+        self.unscored.append(node.id)
+        return True
+
+    def _record_memory(self) -> None:
+        table, live = self.run.table, [s.worker.index for s in self.run.slots if s.state != "done"]
+        self.tree.memory.append((live, table.tokens, table.pages_in_use))
