@@ -59,7 +59,7 @@ class Stream:
                     break
                 for index, token in update.tokens.items():
                     worker = run.result.workers[index]
-                    text = decoders.setdefault(index, _Detokenizer(run.decode if run.tokenizer else None)).push(token)
+                    text = decoders.setdefault(index, _Detokenizer(_text_of(run.tokenizer))).push(token)
                     yield ev.TokenDelta(update.step, index, worker.name, token, text)
                 for event in run.result.events[seen:]:
                     yield _typed(event, run.result)
@@ -94,6 +94,13 @@ class _Detokenizer:
             return ""
         delta, self.shown = text[len(self.shown):] if text.startswith(self.shown) else text, text
         return delta
+
+
+def _text_of(tokenizer):
+    """Decoding as `Worker.text` does (special tokens dropped), so deltas add up to it."""
+    if tokenizer is None:
+        return None
+    return lambda ids: tokenizer.decode(ids, skip_special_tokens=True)
 
 
 def _typed(event, result: Result) -> ev.Event:
