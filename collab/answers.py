@@ -34,6 +34,8 @@ def last_code_block(text: str) -> str | None:
 
 def extract(text: str | None, kind: str = "auto") -> str | None:
     """kind: "boxed", "number", "code", or "auto" (boxed, else the last number)."""
+    if kind not in ("auto", "boxed", "number", "code"):
+        raise ValueError(f"unknown answer kind {kind!r}; valid kinds are 'auto', 'boxed', 'number', 'code'")
     if not text:
         return None
     if kind == "boxed":
@@ -42,8 +44,6 @@ def extract(text: str | None, kind: str = "auto") -> str | None:
         return last_number(text)
     if kind == "code":
         return last_code_block(text)
-    if kind != "auto":
-        raise ValueError(f"unknown answer kind {kind!r}; valid kinds are 'auto', 'boxed', 'number', 'code'")
     return boxed(text) or last_number(text)
 
 

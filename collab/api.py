@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
-from . import answers, prompts
+from . import answers, memory, prompts
 from .attention import resolve_backend
 from .config import RunOptions, check_workers
 from .controller import Controller, Limits
@@ -61,6 +61,7 @@ def generate(
     page_size: int = 64,
     attention: str = "auto",
     step_end: Callable[[str], bool] | None = None,
+    kv_cap: int | str | None = None,
 ) -> Result:
     """Run workers of one model over one shared KV cache and return a `Result`.
 
@@ -75,7 +76,9 @@ def generate(
     and values steps for "tree_of_thoughts" and "mcts" (default there: the model judges itself);
     search: `collab.SearchOptions` or a dict of them (branching, beam, budgets); answer: how to extract
     the final answer ("auto", "boxed", "number", "code"); step_end: a custom end-of-step rule,
-    `step_end(text_before_a_blank_line) -> bool` (see collab.steps).
+    `step_end(text_before_a_blank_line) -> bool` (see collab.steps); kv_cap: bytes (or "2GiB")
+    of KV the run may hold: past it the youngest workers end with reason "kv_cap". Runs whose
+    budgets allow more KV than the free memory are refused up front (see collab.memory).
     Sampling options default to the model's generation config; `seed` makes runs reproducible.
 
     On KeyboardInterrupt, `collab.Interrupted` (a KeyboardInterrupt) is raised with the partial
@@ -85,7 +88,7 @@ def generate(
     >>> result = generate(None, "What is 2 + 3?", workers=2, max_new_tokens=32)  # doctest: +SKIP
     >>> print(result.text)  # doctest: +SKIP
     """
-    return _prepare(locals()).execute()
+    return _prepare(**locals()).execute()
 
 
 def stream(model=None, prompt: str | list = "", **options) -> "Stream":
@@ -108,7 +111,7 @@ def stream(model=None, prompt: str | list = "", **options) -> "Stream":
     except TypeError as exc:
         raise TypeError(f"collab.stream takes the options of collab.generate: {exc}") from None
     bound.apply_defaults()
-    return Stream(_prepare(bound.arguments))
+    return Stream(_prepare(**bound.arguments))
 
 
 class _Job:
@@ -136,22 +139,26 @@ def attach_partial(exc: BaseException, result: Result) -> BaseException:
     return exc
 
 
-def _prepare(args: dict) -> _Job:
-    """Validate every option (before any compute) and build the run."""
-    (
-        model, prompt, tokenizer, workers, visibility, template, strategy, protocol, limits,
-        finisher, finisher_tokens, scorer, search, answer, max_new_tokens, do_sample, temperature,
-        top_p, top_k, repetition_penalty, seed, ignore_eos, output_logits, logits_processor,
-        callback, progress, page_size, attention, step_end,
-    ) = (args[k] for k in _OPTIONS)
+def _prepare(
+    *, model, prompt, tokenizer, workers, visibility, template, strategy, protocol, limits, finisher,
+    finisher_tokens, scorer, search, answer, max_new_tokens, do_sample, temperature, top_p, top_k,
+    repetition_penalty, seed, ignore_eos, output_logits, logits_processor, callback, progress,
+    page_size, attention, step_end, kv_cap,
+) -> _Job:
+    """Validate every option (before any compute) and build the run. Takes `generate`'s options
+    by keyword (an option added there and not here fails at once)."""
     check_workers(workers)
     preset = resolve_strategy(strategy)
     chosen = resolve_protocol(protocol or preset.protocol) if (protocol or preset.protocol) else None
     roots = 1 if preset.single_root else workers
+    if search is not None and not preset.search:
+        raise ValueError("search= options apply to strategy='tree_of_thoughts' or strategy='mcts'")
+    search_options = SearchOptions.of(search) if preset.search else None
     options = RunOptions(
         workers=roots,
         visibility=visibility or preset.visibility,
-        max_new_tokens=max_new_tokens,
+        # a search's nodes sample `step_tokens` each; its paths grow (and end at the context) step by step
+        max_new_tokens=search_options.step_tokens if search_options else max_new_tokens,
         ignore_eos=ignore_eos,
         output_logits=output_logits,
         page_size=page_size,
@@ -163,11 +170,9 @@ def _prepare(args: dict) -> _Job:
     use_finisher = preset.finisher if finisher is None else bool(finisher)
     if preset.aggregate == "best" and not callable(scorer):
         raise ValueError("strategy='best_of_n' needs scorer=callable(text) -> float to pick the best worker")
+    cap = memory.parse_bytes(kv_cap)
     if scorer is not None and not callable(scorer):
         raise TypeError(f"scorer must be a callable(text) -> float, got {scorer!r}")
-    if search is not None and not preset.search:
-        raise ValueError("search= options apply to strategy='tree_of_thoughts' or strategy='mcts'")
-    search_options = SearchOptions.of(search) if preset.search else None
     if preset.search and options.policy.history:
         raise ValueError(f"visibility {options.visibility!r} moves steps into a shared history; search strategies fork steps: use 'none' or 'full'")
     if not isinstance(finisher_tokens, int) or finisher_tokens < 1:
@@ -190,6 +195,9 @@ def _prepare(args: dict) -> _Job:
         raise ValueError("the prompt tokenizes to no tokens: pass a non-empty prompt")
     check_model(model, options.longest_view(len(encoded.prompt_ids), [len(h) for h in encoded.headers]))
     options.attention = resolve_backend(attention, model)
+    need = _estimate(model, encoded, options, chosen, limits, use_finisher, finisher_tokens, search_options)
+    memory.check(need, cap, memory.available(model), _knobs(chosen, search_options))
+    options.kv_cap_tokens = None if cap is None else cap // memory.bytes_per_token(model)
     sampled_by_preset = preset.sample and do_sample is None
     generation = resolve_config(
         model,
@@ -219,6 +227,24 @@ def _prepare(args: dict) -> _Job:
     return _Job(run, preset.aggregate, scorer, answer)
 
 
+def _estimate(model, encoded, options, protocol, limits, finisher, finisher_tokens, search) -> memory.Estimate:
+    headers = [len(h) for h in encoded.headers]
+    spawned = limits.max_workers - len(headers) if protocol is not None else 0
+    extra, what = 0, ""
+    if search is not None:  # the tree's sampled tokens, plus judge prompts in flight
+        extra, what = search.max_tokens + 64 * search.branching * search.beam, "search"
+    elif finisher:
+        extra, what = finisher_tokens + 64, "finisher"
+    return memory.estimate(model, len(encoded.prompt_ids), headers, options.max_new_tokens,
+                           spawned, options.max_new_tokens + 32, extra, what)
+
+
+def _knobs(protocol, search) -> str:
+    if search is not None:
+        return "search.max_tokens or search.branching/beam"
+    return "max_new_tokens, workers" + (" or limits.max_workers" if protocol is not None else "")
+
+
 def _conclude(result: Result, aggregate: str | None, scorer, kind: str) -> None:
     """Fill result.answer: a vote, a scorer's pick, the finisher's answer, or the root's."""
     roots = [w for w in result.workers if w.parent is None and w.role == "worker"]
@@ -245,5 +271,3 @@ def _score(scorer, text) -> float:
         raise TypeError(f"scorer must return a number, got {value!r}")
     return float(value)
 
-
-_OPTIONS = tuple(inspect.signature(generate).parameters)

@@ -84,6 +84,10 @@ def load(model: str | None = None, *, dtype: str | None = None, device_map=None)
     """
     if model is None:
         model, dtype = str(default_model_path()), dtype or "float32"
+    if not isinstance(model, str):
+        raise TypeError(f"model must be a hub id, a local folder or None (the embedded default), got {model!r}")
+    if model.startswith(("/", "./", "../", "~")) and not Path(model).expanduser().is_dir():
+        raise ValueError(f"no model folder at {model!r}: pass an existing local folder, a hub id, or None for the embedded default")
     if device_map is None:
         return _load_cached(model, dtype)  # notebooks: repeated calls reuse the loaded model
     return _load(model, dtype, device_map)

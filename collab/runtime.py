@@ -96,6 +96,8 @@ class Adaptive:
 
 
 class Run:
+    batch_order = None  # None: feeds in worker order; tests set a permutation to prove it does not matter
+
     def __init__(self, model, tokenizer, encoded: Encoded, options: RunOptions, generation, processors, seed,
                  adaptive: Adaptive | None = None, search=None):
         self.model, self.tokenizer, self.options = model, tokenizer, options
@@ -120,6 +122,7 @@ class Run:
         self.result.trace = [] if options.output_logits else None
         self.slots: list[_Slot] = []
         self.step = 0
+        self.capped = False  # the KV cap was reached
         self.freed: dict[int, list[int]] = {}  # block -> its tokens, for blocks freed during the run
         self.search = search(self) if search is not None else None  # a SearchRun (collab.search_run)
         for name, header in zip(encoded.names, encoded.headers):
@@ -236,10 +239,12 @@ class Run:
             if s.join and not s.pending and not any(self.slots[c].pending for c in s.join[0]):
                 self._join(s)
         feeding = [s for s in self.slots if s.pending and s.ready_step <= self.step]
+        if self.batch_order is not None:  # tests: the rows of the batch in another order
+            feeding = self.batch_order(feeding)
         if not feeding:
             return None
         views = self._views()
-        feeding = self._within_context(feeding, views)
+        feeding = self._within_cap(self._within_context(feeding, views))
         if not feeding:
             return None
         feeds = []
@@ -277,6 +282,24 @@ class Run:
                 self._retire(s, "context")
             else:
                 keep.append(s)
+        return keep
+
+    def _within_cap(self, feeding: list[_Slot]) -> list[_Slot]:
+        """Under a KV cap, the youngest workers whose tokens would pass it end (reason "kv_cap")."""
+        cap = self.options.kv_cap_tokens
+        if cap is None:
+            return feeding
+        total = self.table.tokens + sum(len(s.pending) for s in feeding)
+        keep = list(feeding)
+        while keep and total > cap:
+            s = max(keep, key=lambda s: s.worker.index)  # the youngest
+            keep.remove(s)
+            total -= len(s.pending)
+            s.pending, s.flush = [], False
+            if not self.capped:
+                self.capped = True
+                self.result.events.append(Event("kv_cap", self.step, None, {"kv_tokens": self.table.tokens, "cap_tokens": cap}))
+            self._retire(s, "kv_cap")
         return keep
 
     def _forward(self, feeds: list[Feed], views: dict[int, View]) -> torch.Tensor:

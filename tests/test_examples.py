@@ -1,0 +1,40 @@
+"""Every strategy preset has a script in examples/presets/, and each runs on the default model
+(a few tokens per worker) and prints the run and its answer."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import collab
+
+pytestmark = pytest.mark.slow
+
+PRESETS = Path(__file__).parents[1] / "examples" / "presets"
+# what each script's output must show beyond the answer line: every worker's text under its
+# name, or the search tree with the chosen root marked
+SHOWS = {name: r"^\[Alice\]$" for name in collab.STRATEGIES}
+SHOWS |= {
+    "self_consistency": r"^votes: \[[^,\]]+, [^,\]]+, [^,\]]+\]$",  # three voters
+    "best_of_n": r"^scores: \[\d+\.\d+, \d+\.\d+, \d+\.\d+\]$",
+    "tree_of_thoughts": r"^\*\[0\] score=- ",
+    "mcts": r"^\*\[0\] score=- ",
+}
+
+
+def test_one_script_per_preset():
+    assert sorted(p.stem for p in PRESETS.glob("*.py")) == sorted(collab.STRATEGIES)
+
+
+@pytest.mark.parametrize("name", sorted(collab.STRATEGIES))
+def test_preset_script_runs(name):
+    env = {**os.environ, "COLLAB_EXAMPLE_TOKENS": "8", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(PRESETS / f"{name}.py")], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert re.search(r"^answer: ", out, re.M), out
+    assert re.search(SHOWS[name], out, re.M), out

@@ -1,0 +1,207 @@
+"""One test per row of the README's table of limits and bad input: the case named in the row
+must give the outcome, with a message that contains the row's text."""
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from scripted import CharTokenizer, Script
+from transformers import GPT2Config, GPT2LMHeadModel
+
+import collab
+from collab import memory
+from conftest import tiny_model
+
+README = Path(__file__).parents[1] / "README.md"
+P = list(range(3, 30))
+
+
+def table() -> dict[str, str]:
+    """{case: message fragment} from the README table."""
+    section = README.read_text().split("## Every limit and bad input", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([a-z0-9-]+)` \|.*\| `([^`]+)` \|$", section, flags=re.M)
+    return dict(rows)
+
+
+def raised(exc_type, fn):
+    with pytest.raises(exc_type) as info:
+        fn()
+    return str(info.value) + "".join(getattr(info.value, "__notes__", []))
+
+
+def gen(**kw):
+    kw = {"template": None, "max_new_tokens": 4, **kw}
+    return lambda: collab.generate(kw.pop("model", None) or tiny_model(), kw.pop("prompt", P), **kw)
+
+
+def events(result, kind=None):
+    return " ".join(f"{e.kind} {e.info}" for e in result.events if kind is None or e.kind == kind)
+
+
+def interrupt():
+    def stop(update):
+        if update.step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(collab.Interrupted) as info:
+        gen(callback=stop, workers=2)()
+    assert info.value.result.workers[0].token_ids
+    return info.value.result.workers[0].finish_reason
+
+
+def callback_raises():
+    def bad(update):
+        raise RuntimeError("from the callback")
+
+    message = raised(RuntimeError, gen(callback=bad))
+    return message
+
+
+def stream_closed():
+    s = collab.stream(tiny_model(), P, template=None, workers=2, max_new_tokens=20)
+    next(s), next(s)
+    result = s.close()
+    assert not result.complete
+    return events(result)
+
+
+def kv_cap_reached():
+    model = tiny_model()
+    cap = memory.bytes_per_token(model) * (len(P) + 30)
+    result = gen(model=model, workers=3, max_new_tokens=40, ignore_eos=True, kv_cap=cap)()
+    assert result.stats.kv_tokens <= len(P) + 30 and result.complete
+    return events(result, "kv_cap") + " " + " ".join(w.finish_reason for w in result.workers)
+
+
+def kv_budget(monkeypatch):
+    monkeypatch.setattr(memory, "available", lambda model: 100_000)  # 100 kB free
+    return raised(memory.MemoryBudgetError, gen(model=tiny_model(max_position_embeddings=4096), workers=4, max_new_tokens=200))
+
+
+def context_mid_run():
+    """A search path grows step by step past a 48-token context: the branch ends, no error."""
+    model = tiny_model(vocab_size=128, eos_token_id=3, max_position_embeddings=48)
+    result = collab.generate(model, "Q: go\n", tokenizer=CharTokenizer(), template=None, strategy="tree_of_thoughts",
+                             seed=0, scorer=len, search={"branching": 1, "beam": 1, "max_depth": 9, "step_tokens": 8,
+                                                         "max_tokens": 200}, ignore_eos=True)
+    assert result.complete
+    return " ".join(w.finish_reason for w in result.workers)
+
+
+def max_total_tokens():
+    from test_protocols import PROMPT as TEXT
+
+    model = tiny_model(vocab_size=128, eos_token_id=3)
+    result = collab.generate(model, TEXT, tokenizer=CharTokenizer(), template=None, strategy="adaptive", finisher=False,
+                             limits={"max_total_tokens": 10}, max_new_tokens=50, ignore_eos=True)
+    assert result.stats.generated_tokens <= 11
+    return result.workers[0].finish_reason
+
+
+def spawn_limit():
+    model = tiny_model(vocab_size=128, eos_token_id=3)
+    text = "Q: split\n"
+    root = "<spawn>a</spawn><spawn>b</spawn><spawn>c</spawn>"
+    result = collab.generate(model, text, tokenizer=CharTokenizer(), template=None, strategy="adaptive", finisher=False,
+                             limits={"max_workers": 2}, max_new_tokens=60,
+                             logits_processor=[Script(len(text), [root + "<wait>done", "x"])])
+    return events(result, "refused")
+
+
+def space(case):
+    sys.path.insert(0, str(Path(__file__).parents[1] / "examples" / "space"))
+    import app
+
+    args = {"prompt": "hi", "strategy": "hogwild", "workers": 2, "visibility": "full", "max_new_tokens": 8, "temperature": 0.7}
+    if case == "space-empty":
+        args["prompt"] = "  "
+    elif case == "space-long":
+        args["prompt"] = "x" * (app.MAX_PROMPT_CHARS + 1)
+    else:
+        args["workers"] = app.MAX_WORKERS + 1
+    return raised(Exception, lambda: app.check_inputs(**args))
+
+
+def bench(argv):
+    """The CLI prints the error and exits with status 2, before loading a benchmark's inputs."""
+    import contextlib
+    import io
+
+    from collab.__main__ import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["bench", *argv]) == 2
+    return err.getvalue()
+
+
+CASES = {
+    "workers-range": lambda: raised(ValueError, gen(workers=0)) + raised(ValueError, gen(workers=65)),
+    "workers-type": lambda: raised(TypeError, gen(workers=2.5)),
+    "max-new-tokens": lambda: raised(ValueError, gen(max_new_tokens=0)),
+    "empty-prompt": lambda: raised(ValueError, gen(prompt="   ")) + raised(ValueError, gen(prompt=[])),
+    "prompt-type": lambda: raised(TypeError, gen(prompt=3.5)),
+    "no-tokenizer": lambda: raised(ValueError, gen(prompt="hello")),
+    "messages-raw": lambda: raised(ValueError, gen(prompt=[{"role": "user", "content": "hi"}])),
+    "template": lambda: raised(ValueError, gen(template="chat")),
+    "visibility": lambda: raised(ValueError, gen(visibility="ful")),
+    "lag": lambda: raised(ValueError, gen(visibility="lag:x")),
+    "matrix": lambda: raised(ValueError, gen(workers=3, visibility=[[True, True], [True, True]])),
+    "strategy": lambda: raised(ValueError, gen(strategy="beam")),
+    "protocol": lambda: raised(ValueError, gen(protocol="xml")),
+    "sampling": lambda: raised(ValueError, gen(do_sample=True, temperature=0)),
+    "top-p": lambda: raised(ValueError, gen(do_sample=True, top_p=1.5)),
+    "answer": lambda: raised(ValueError, gen(answer="latex")),
+    "finisher-tokens": lambda: raised(ValueError, gen(finisher_tokens=0)),
+    "page-size": lambda: raised(ValueError, gen(page_size=0)),
+    "attention": lambda: raised(ValueError, gen(attention="fast")),
+    "flash-missing": lambda: raised(ValueError, gen(attention="flash")),
+    "callback": lambda: raised(TypeError, gen(callback=3)),
+    "processor": lambda: raised(TypeError, gen(logits_processor=[3])),
+    "step-end": lambda: raised(TypeError, gen(step_end="\n\n")),
+    "unknown-option": lambda: raised(TypeError, lambda: collab.stream(tiny_model(), P, wrkers=2)),
+    "limits": lambda: raised(ValueError, gen(limits={"max_concurrent": 0})),
+    "best-of-n": lambda: raised(ValueError, gen(strategy="best_of_n")),
+    "scorer-type": lambda: raised(TypeError, gen(scorer=3)),
+    "search-options": lambda: raised(ValueError, gen(strategy="mcts", tokenizer=CharTokenizer(), search={"branching": 0})),
+    "search-budget": lambda: raised(ValueError, gen(strategy="mcts", tokenizer=CharTokenizer(), search={"max_tokens": 0})),
+    "search-misuse": lambda: raised(ValueError, gen(search={"beam": 2})),
+    "search-visibility": lambda: raised(ValueError, gen(strategy="mcts", tokenizer=CharTokenizer(), visibility="step")),
+    "scorer-fails": lambda: events(collab.generate(
+        tiny_model(vocab_size=128, eos_token_id=3), "Q\n", tokenizer=CharTokenizer(), template=None, strategy="mcts",
+        scorer=lambda t: 1 / 0, search={"branching": 2, "max_depth": 1, "step_tokens": 4}), "unscored"),
+    "kv-cap-value": lambda: raised(ValueError, gen(kv_cap="lots")),
+    "kv-cap-prompt": lambda: raised(memory.MemoryBudgetError, gen(kv_cap=1000)),
+    "kv-budget": kv_budget,
+    "kv-cap-reached": kv_cap_reached,
+    "context-refused": lambda: raised(ValueError, gen(model=tiny_model(max_position_embeddings=32), max_new_tokens=20)),
+    "context-mid-run": context_mid_run,
+    "max-total-tokens": max_total_tokens,
+    "spawn-limit": spawn_limit,
+    "model-family": lambda: raised(collab.UnsupportedModelError, gen(model=GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=64)))),
+    "rope-type": lambda: raised(collab.UnsupportedModelError, gen(model=tiny_model(rope_parameters={"rope_type": "dynamic", "rope_theta": 1e4, "factor": 2.0}))),
+    "sliding-window": lambda: raised(collab.UnsupportedModelError, gen(model=tiny_model("mistral", sliding_window=16), workers=2, max_new_tokens=20)),
+    "model-path": lambda: raised(ValueError, lambda: collab.load("/no/such/dir")),
+    "interrupt": interrupt,
+    "callback-raises": callback_raises,
+    "stream-closed": stream_closed,
+    "bench-workers": lambda: bench(["--workers", "0"]),
+    "bench-context": lambda: bench(["--context", "100000", "--workers", "1"]),
+    "space-empty": lambda: space("space-empty"),
+    "space-long": lambda: space("space-long"),
+    "space-workers": lambda: space("space-workers"),
+}
+
+
+def test_every_row_has_a_case_and_every_case_a_row():
+    assert set(table()) == set(CASES)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_row(case, monkeypatch):
+    run = CASES[case]
+    message = run(monkeypatch) if case == "kv-budget" else run()
+    expected = table()[case]
+    assert expected in message, (case, message)
