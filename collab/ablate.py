@@ -135,7 +135,7 @@ def run(model, tokenizer, tasks: list[Task], grid: Grid, out: str | Path, *, str
             try:
                 r = generate(model, task.question, tokenizer=tokenizer, strategy=strategy, workers=workers,
                              visibility=visibility, max_new_tokens=budget, seed=seed,
-                             do_sample=sample, finisher_tokens=32)
+                             do_sample=sample, finisher_tokens=32, progress=False)
                 row |= {"answer": r.answer, "correct": equivalent(r.answer, task.answer),
                         "tokens": r.stats.generated_tokens, "forward_passes": r.stats.forward_passes,
                         "wall_time_s": r.stats.wall_time_s, "trace": _trace(r)}
@@ -196,13 +196,11 @@ def format_table(table: list[dict]) -> str:
 def plot(table: list[dict], out: Path) -> list[Path]:
     """accuracy_vs_forward_passes.png (one line per visibility x workers, over budgets) and
     tokens_per_solved.png."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: a notebook's backend stays as it was
 
     paths = [out / "accuracy_vs_forward_passes.png", out / "tokens_per_solved.png"]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for (visibility, workers), rs in itertools.groupby(table, key=lambda r: (r["visibility"], r["workers"])):
         rs = sorted(rs, key=lambda r: r["mean_forward_passes"])
         ax.plot([r["mean_forward_passes"] for r in rs], [r["accuracy"] for r in rs], marker="o", label=f"{visibility}, W={workers}")
@@ -213,8 +211,8 @@ def plot(table: list[dict], out: Path) -> list[Path]:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(paths[0], dpi=120)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     labels = [f"{r['visibility']}\nW={r['workers']} b={r['budget']}" for r in table]
     ax.bar(range(len(table)), [r["tokens_per_solved"] or 0 for r in table])
     ax.set_xticks(range(len(table)), labels, fontsize=7)
@@ -222,5 +220,4 @@ def plot(table: list[dict], out: Path) -> list[Path]:
     ax.set_title("Tokens per solved task")
     fig.tight_layout()
     fig.savefig(paths[1], dpi=120)
-    plt.close(fig)
     return paths
