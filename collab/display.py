@@ -57,6 +57,7 @@ def to_html(result: Result) -> str:
         '<div class="collab-columns">' + "".join(_column(result, w) for w in tree_order(result)) + "</div>",
         "<h4>Spawn tree</h4>",
         _tree(result),
+        *(["<h4>Search tree</h4>", result.search._repr_html_()] if result.search is not None else []),
         "<h4>Stats</h4>",
         _stats(result),
         "</div>",

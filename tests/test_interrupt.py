@@ -17,6 +17,13 @@ def stop_at(step, exc):
     return callback
 
 
+def no_cache_attached(model):
+    """No module of the model keeps a reference to a collab cache after a run."""
+    from collab.cache import SharedKVCache
+
+    return not any(isinstance(v, SharedKVCache) for m in model.modules() for v in vars(m).values())
+
+
 def test_callback_exception_keeps_partial_result():
     model = tiny_model()
     with pytest.raises(RuntimeError, match="boom") as info:
@@ -27,7 +34,7 @@ def test_callback_exception_keeps_partial_result():
     assert all(w.finish_reason == "error" for w in result.workers)
     assert result.events[-1].kind == "error"
     assert "exc.result" in "".join(info.value.__notes__)
-    assert model.config._attn_implementation != "collab"
+    assert model.config._attn_implementation != "collab" and no_cache_attached(model)
 
 
 def test_keyboard_interrupt_raises_interrupted_with_result():
@@ -38,7 +45,7 @@ def test_keyboard_interrupt_raises_interrupted_with_result():
     result = info.value.result
     assert [len(w.token_ids) for w in result.workers] == [3, 3]
     assert result.stats.generated_tokens == 6 and result.stats.kv_tokens == len(PROMPT) + 4
-    assert model.config._attn_implementation != "collab"
+    assert model.config._attn_implementation != "collab" and no_cache_attached(model)
 
 
 def test_partial_tokens_match_a_full_run():

@@ -213,6 +213,7 @@ def test_search_streams_forks_and_renders_its_tree():
     text = s.result.search.render()
     assert text.count("\n") == len(s.result.search.nodes) - 1 and "*" in text
     assert "<pre" in s.result.search._repr_html_()
+    assert "Search tree" in s.result._repr_html_() and "score=" in s.result._repr_html_()
 
 
 @pytest.mark.slow
