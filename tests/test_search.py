@@ -227,3 +227,19 @@ def test_search_on_the_default_model_with_self_judging(strategy, default_model):
     assert any(w.role == "judge" for w in result.workers) and result.search.chosen
     assert result.search.memory[-1][1] == len(result.prompt_ids)  # only the prompt's KV is left
     assert result.answer
+
+
+@pytest.mark.parametrize("strategy", ["tree_of_thoughts", "mcts"])
+@pytest.mark.parametrize("budget", [{"max_forward_passes": 12}, {"max_tokens": 30}])
+def test_budgets_end_the_search(strategy, budget):
+    """Expansion stops at a budget; running branches stop at their next token (one more pass
+    feeds their last tokens), are scored, and the search ends with a chosen path. Tokens
+    overshoot by at most two per branch of the last round (its first token, then one more)."""
+    _, result = search_run(strategy, **{"max_depth": 8, "max_tokens": 10_000, **budget})
+    stats = result.stats
+    if "max_forward_passes" in budget:
+        assert 12 <= stats.forward_passes <= 12 + 1
+    else:
+        branches = 2 * 2 if strategy == "tree_of_thoughts" else 2  # beam x branching, or MCTS's width
+        assert 30 <= stats.generated_tokens <= 30 + 2 * branches
+    assert result.search.chosen and result.complete
