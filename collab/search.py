@@ -147,7 +147,31 @@ class SearchTree:
         return f"<pre style='font-size:12px'>{escape(self.render())}</pre>"
 
 
-class TreeOfThoughts:
+class Search:
+    """What the runtime tells a search: nodes started (forked), finished (paused at a step end,
+    or terminal), scored. `decide(budget_left)` then returns expansions and prunings."""
+
+    name = "search"
+
+    def __init__(self, options: SearchOptions):
+        self.options = options
+        self.tree = SearchTree(self.name)
+
+    def decide(self, budget_left: bool) -> list[Expand | Prune]:
+        raise NotImplementedError
+
+    def started(self, ids: list[int]) -> None:
+        pass
+
+    def finished(self, id: int, terminal: bool) -> None:
+        node = self.tree.nodes[id]
+        node.state = "terminal" if terminal or node.depth >= self.options.max_depth else "open"
+
+    def scored(self, id: int, value: float | None) -> None:
+        self.tree.nodes[id].score = value
+
+
+class TreeOfThoughts(Search):
     """Breadth-first: expand `branching` children per kept node, score each step, keep the best
     `beam` among the new steps and the finished paths kept so far; stop at `max_depth` steps,
     when no kept node can grow, or when a budget ends. The chosen leaf is the best kept node."""
@@ -155,8 +179,7 @@ class TreeOfThoughts:
     name = "tree_of_thoughts"
 
     def __init__(self, options: SearchOptions):
-        self.options = options
-        self.tree = SearchTree(self.name)
+        super().__init__(options)
         self.level: list[int] = []  # the nodes of the last expansion
         self.kept_finished: list[int] = []  # terminal nodes kept in the beam
 
@@ -189,15 +212,8 @@ class TreeOfThoughts:
     def started(self, ids: list[int]) -> None:
         self.level += ids
 
-    def finished(self, id: int, terminal: bool) -> None:
-        node = self.tree.nodes[id]
-        node.state = "terminal" if terminal or node.depth >= self.options.max_depth else "open"
 
-    def scored(self, id: int, value: float | None) -> None:
-        self.tree.nodes[id].score = value
-
-
-class MCTS:
+class MCTS(Search):
     """Monte Carlo tree search over steps. Each round selects up to `width` leaves by UCT (with
     a virtual visit per pick, so one round's picks differ), forks one child from each, scores
     the child's step and backs the value up its path. Terminal children (an end of text, or
@@ -207,8 +223,7 @@ class MCTS:
     name = "mcts"
 
     def __init__(self, options: SearchOptions):
-        self.options = options
-        self.tree = SearchTree(self.name)
+        super().__init__(options)
         self.rounds = 0
         self.round: list[int] = []
         self.over = False
@@ -241,13 +256,6 @@ class MCTS:
 
     def started(self, ids: list[int]) -> None:
         self.round += ids
-
-    def finished(self, id: int, terminal: bool) -> None:
-        node = self.tree.nodes[id]
-        node.state = "terminal" if terminal or node.depth >= self.options.max_depth else "open"
-
-    def scored(self, id: int, value: float | None) -> None:
-        self.tree.nodes[id].score = value
 
     def _select(self, width: int) -> list[int]:
         """Up to `width` expansions; a node may be picked again while it has room for children."""
