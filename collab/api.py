@@ -173,6 +173,11 @@ def _prepare(
     cap = memory.parse_bytes(kv_cap)
     if scorer is not None and not callable(scorer):
         raise TypeError(f"scorer must be a callable(text) -> float, got {scorer!r}")
+    if chosen is not None and chosen.context == "fork" and options.policy.history:
+        raise ValueError(
+            f"visibility {options.visibility!r} moves finished steps into a shared history, but protocol "
+            f"{chosen.name!r} forks children from a prefix of the parent's block: use 'full', 'none' or 'lag:K'"
+        )
     if preset.search and options.policy.history:
         raise ValueError(f"visibility {options.visibility!r} moves steps into a shared history; search strategies fork steps: use 'none' or 'full'")
     if not isinstance(finisher_tokens, int) or finisher_tokens < 1:

@@ -54,9 +54,10 @@ class SharedKVCache(Cache):
         """Copy tokens' K/V to other slots, rotating keys by `delta` positions (a pure rotation),
         in every layer: how a finished step joins the shared history without recompute."""
         cos, sin = rotation_tables(torch.tensor([delta]), inv_freq)  # [1, D]
-        for keys, values in zip(self.keys, self.values):
+        for layer, keys in enumerate(self.keys):
             if keys is None:
                 continue
+            keys, values = self._arena(layer, keys)  # the table may have grown for the destination
             sp, so = torch.tensor(src_pages, device=keys.device), torch.tensor(src_offsets, device=keys.device)
             dp, do = torch.tensor(dst_pages, device=keys.device), torch.tensor(dst_offsets, device=keys.device)
             k = keys[sp, :, so]  # [n, KVH, D]

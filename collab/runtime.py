@@ -414,7 +414,8 @@ class Run:
         cap = adaptive.controller.limits.max_total_tokens
         if cap is not None and self.result.stats.generated_tokens >= cap:
             for s in self.slots:
-                self._retire(s, "max_total_tokens")
+                if s.worker.role != "finisher":  # the finisher still writes the answer
+                    self._retire(s, "max_total_tokens")
 
     def _close_step(self, s: _Slot, end: int) -> None:
         """Move the worker's finished step into the shared history (keys re-rotated once, cost
@@ -494,6 +495,7 @@ class Run:
         if s.state == "done":
             return
         waiting, s.state, s.join = s.state == "waiting", "done", None
+        s.last_row = None  # a retired worker is never forked: its logits row ([vocab]) goes
         s.worker.finish_reason, s.worker.retire_step = reason, self.step
         if not waiting:  # a waiting worker's last token is already being flushed
             keep = self.adaptive is not None and bool(s.pending)  # a later reader needs it fed

@@ -84,13 +84,18 @@ def _stack(segments: list[tuple[int, int]], start: int) -> tuple[list[Segment], 
 
 
 def _view(w: WorkerState, peers: list[WorkerState], shared: Segment | None = None) -> View:
-    """[base] + [shared history] + [peers' live blocks] + [own trail] + [own current block]."""
+    """[base] + [shared history] + [peers' live blocks] + [own trail] + [own current block].
+
+    A block is placed at most once: the step plan gives each block one offset per worker. A
+    block the base already holds stays where the base placed it: the history in a finisher's
+    base, a sibling its parent joined before this worker was spawned."""
     start = w.base_end
     head = list(w.base)
-    if shared is not None and shared.length > 0:
+    placed = {s.block for s in head} | {s.block for s in w.trail} | {w.block}
+    if shared is not None and shared.length > 0 and shared.block not in placed:
         head.append(Segment(shared.block, shared.length, start))
         start += shared.length
-    stacked, start = _stack([pair for p in peers for pair in p.live()], start)
+    stacked, start = _stack([pair for p in peers for pair in p.live() if pair[0] not in placed], start)
     trail = [Segment(s.block, s.length, start + s.offset) for s in w.trail if s.length > 0]
     return View((*head, *stacked, *trail), start + w.trail_span)
 
@@ -157,7 +162,9 @@ class Stepwise(Policy):
 
 class Custom(Policy):
     """Who sees whom from a boolean matrix (`matrix[i][j]`: worker i sees worker j) or a
-    callable `sees(i, j, step) -> bool`; seen workers' live blocks stack in ascending index."""
+    callable `sees(i, j, step) -> bool`; seen workers' live blocks stack in ascending index.
+    A matrix is sized for the roots: helpers a protocol spawns see their siblings as under
+    "full" (whether siblings are peers at all is the protocol's choice)."""
 
     name = "custom"
 
@@ -167,6 +174,8 @@ class Custom(Policy):
     def sees(self, i, j, step):
         if callable(self.rule):
             return bool(self.rule(i, j, step))
+        if max(i, j) >= len(self.rule):  # helpers a protocol spawned: the matrix covers the roots
+            return True
         return bool(self.rule[i][j])
 
 

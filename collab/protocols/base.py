@@ -65,20 +65,24 @@ class Protocol:
 
 def scan_tags(text: str, start: int, rules: list[tuple[re.Pattern, object]], opener: re.Pattern | None):
     """Match `rules` (pattern, handler(match) -> list[Action]) left to right from `start`.
-    `opener` is the start of a multi-part marker: once seen, scanning waits for its end, and
-    declares it malformed after MAX_OPEN_CHARS."""
+    `opener` is the start of a multi-part marker: once seen, scanning waits for its end; a marker
+    not closed within MAX_OPEN_CHARS of its opener is malformed."""
     actions: list[Action] = []
     pos = start
     while True:
         found = [(m, handler) for pattern, handler in rules if (m := pattern.search(text, pos))]
         first = min(found, key=lambda f: f[0].start()) if found else None
         o = opener.search(text, pos) if opener is not None else None
-        if o is not None and (first is None or o.start() < first[0].start()):
-            if len(text) - o.start() <= MAX_OPEN_CHARS:
+        if o is not None and (first is None or o.start() <= first[0].start()):
+            # Judged by where the close lands, not by how the text arrived: the same text gives
+            # the same actions however it is split into tokens and steps.
+            close = first[0].end() if first is not None and first[0].start() == o.start() else None
+            if close is None and len(text) - o.start() < MAX_OPEN_CHARS:
                 return actions, o.start()  # still open: look again when more text arrives
-            actions.append(Malformed(f"unclosed {o.group(0)!r} left as plain text"))
-            pos = o.end()
-            continue
+            if close is None or close - o.start() > MAX_OPEN_CHARS:
+                actions.append(Malformed(f"unclosed {o.group(0)!r} left as plain text"))
+                pos = o.end()
+                continue
         if first is None:
             return actions, _safe_end(text, pos)
         m, handler = first

@@ -26,12 +26,14 @@ class Skeleton(Protocol):
     def scan(self, text, start, child, memo):
         if child or memo.get("spawned"):
             return [], len(text)
-        end = text.find("\n\n", start)
-        points = _POINT.findall(text[: end if end != -1 else len(text)])
-        if end == -1 or not points:
-            if end != -1:  # a paragraph with no numbered point yet: keep reading
-                return [], end + 2
-            return [], start
+        while True:  # paragraph by paragraph: text that arrives at once reads as if it came in steps
+            end = text.find("\n\n", start)
+            if end == -1:
+                return [], start  # the paragraph may still grow
+            points = _POINT.findall(text[start:end])
+            if points:
+                break
+            start = end + 2  # a paragraph with no numbered point: keep reading
         memo["spawned"] = True
         notes = [Malformed("outline with more than 16 points: only the first 16 start")] if len(points) > 16 else []
         return notes + [Spawn(tuple(f"Point {i}: {p}\n" for i, p in points[:16]), wait=True)], end + 2
