@@ -169,6 +169,7 @@ CASES = {
     "search-budget": lambda: raised(ValueError, gen(strategy="mcts", tokenizer=CharTokenizer(), search={"max_tokens": 0})),
     "search-misuse": lambda: raised(ValueError, gen(search={"beam": 2})),
     "search-visibility": lambda: raised(ValueError, gen(strategy="mcts", tokenizer=CharTokenizer(), visibility="step")),
+    "fork-step": lambda: raised(ValueError, gen(strategy="adaptive", tokenizer=CharTokenizer(), visibility="step")),
     "scorer-fails": lambda: events(collab.generate(
         tiny_model(vocab_size=128, eos_token_id=3), "Q\n", tokenizer=CharTokenizer(), template=None, strategy="mcts",
         scorer=lambda t: 1 / 0, search={"branching": 2, "max_depth": 1, "step_tokens": 4}), "unscored"),
