@@ -39,7 +39,7 @@ class StepPlan:
     page_ids: torch.Tensor | None  # [G] arena pages attended to; None: the first G pages in order
     num_pages: int  # G
     bias: torch.Tensor  # [G, 1, T, 1, P] 0 where a key is visible to a query, -inf elsewhere
-    cos: torch.Tensor | None  # [T, G, D] extra query rotation per (token, page); None: no rotation
+    cos: torch.Tensor | None  # [T, G, D] extra query rotation per (token, page), a view of [G, T, D]; None: none
     sin: torch.Tensor | None
     pages: torch.Tensor  # [G] the arena pages attended to (what page_ids is, always as a tensor)
     counts: torch.Tensor  # [T, G] visible keys of each page per token (always a prefix of the page)
@@ -105,8 +105,8 @@ def build_plan(
 
     delta_tg = delta[row][:, page_col]  # [T, G]
     cos = sin = None
-    if bool(delta_tg.any()):
-        cos, sin = rotation_tables(delta_tg, inv_freq)
+    if bool(delta_tg.any()):  # stored page-major ([G, T, D] memory), the reference kernel's layout
+        cos, sin = (t.transpose(0, 1) for t in rotation_tables(delta_tg.t().contiguous(), inv_freq))
 
     ends, n = [], 0
     for f in feeds:

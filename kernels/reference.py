@@ -34,6 +34,9 @@ def rotate(q: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
     return q[:, None] * cos[:, :, None] + rotate_half(q)[:, None] * sin[:, :, None]
 
 
+LOG2E = 1.4426950408889634
+
+
 def paged_attention(
     q: torch.Tensor,
     k_pages: torch.Tensor,
@@ -48,8 +51,9 @@ def paged_attention(
     """Attention of T ragged queries over G pages with per-(query, page) rotation.
 
     q: [T, H, D]; k_pages, v_pages: [N, KVH, P, D]; page_ids: [G] or None (pages 0..G-1);
-    bias: [G, 1, T, 1, P] additive mask; cos, sin: [T, G, D] or None. Returns [T, H, D].
-    Query head h reads KV head h // (H // KVH), as in transformers.
+    bias: [G, 1, T, 1, P] additive mask; cos, sin: [T, G, D] or None (fastest as transposed views
+    of [G, T, D] tensors, as the plan stores them). Returns [T, H, D]. Query head h reads KV head
+    h // (H // KVH), as in transformers.
 
     >>> T, H, KVH, D, P = 2, 4, 2, 8, 4
     >>> k = torch.randn(3, KVH, P, D); v = torch.randn(3, KVH, P, D)
@@ -59,23 +63,27 @@ def paged_attention(
     """
     T, H, D = q.shape
     KVH, P = k_pages.shape[1], k_pages.shape[2]
-    rep = H // KVH
-    G = num_pages
+    rep, G = H // KVH, num_pages
     K = k_pages[:G] if page_ids is None else k_pages.index_select(0, page_ids)  # [G, KVH, P, D]
     V = v_pages[:G] if page_ids is None else v_pages.index_select(0, page_ids)
-    if cos is not None:
-        qr = rotate(q, cos, sin).to(K.dtype)  # [T, G, H, D]
-        qr = qr.view(T, G, KVH, rep, D).permute(1, 2, 0, 3, 4).reshape(G, KVH, T * rep, D)
-    else:
-        qr = q.view(T, KVH, rep, D).transpose(0, 1).reshape(1, KVH, T * rep, D)
-    s = torch.matmul(qr, K.transpose(-1, -2)).float() * scaling  # [G, KVH, T*rep, P]
-    s = s.view(G, KVH, T, rep, P) + bias
-    m = s.amax(dim=(0, 4), keepdim=True)
-    e = torch.exp(s - m)
-    denom = e.sum(dim=(0, 4))  # [KVH, T, rep]
-    o = torch.matmul(e.view(G, KVH, T * rep, P).to(V.dtype), V).sum(0)  # [KVH, T*rep, D]
-    o = o.view(KVH, T, rep, D) / denom[..., None].to(V.dtype)
-    return o.permute(1, 0, 2, 3).reshape(T, H, D).to(q.dtype)
+    # Scores in log2 units (scaling * log2 e folded into q) for exp2: on CPU torch.exp is very
+    # slow when results underflow to denormals, which attention sinks make common.
+    qs = (q.float() * (scaling * LOG2E)).view(T, KVH, rep, D).transpose(0, 1)  # [KVH, T, rep, D]
+    if cos is None:
+        qr = qs.reshape(1, KVH, T * rep, D)
+    else:  # one rotated copy of the query per page, written straight in the matmul's layout
+        c = cos.transpose(0, 1).contiguous()[:, None, :, None]  # [G, 1, T, 1, D] (the plan's own layout)
+        s_ = sin.transpose(0, 1).contiguous()[:, None, :, None]
+        qr = torch.mul(qs, c, out=qs.new_empty(G, KVH, T, rep, D)).addcmul_(rotate_half(qs), s_)
+        qr = qr.view(G, KVH, T * rep, D)
+    s = torch.matmul(qr if qr.dtype == K.dtype else qr.to(K.dtype), K.transpose(-1, -2))  # [G, KVH, T*rep, P]
+    s = (s if s.dtype == torch.float32 else s.float()).view(G, KVH, T, rep, P).add_(bias)
+    e = s.sub_(s.amax(dim=(0, 4), keepdim=True)).exp2_()  # in place, [G, KVH, T, rep, P]
+    denom = e.sum(dim=(0, 4)).view(KVH, T * rep, 1)
+    e = e.view(G, KVH, T * rep, P)
+    o = torch.matmul(e if e.dtype == V.dtype else e.to(V.dtype), V).sum(0).float()  # [KVH, T*rep, D]
+    o = o.div_(denom).view(KVH, T, rep, D).transpose(0, 1).reshape(T, H, D)
+    return o if o.dtype == q.dtype else o.to(q.dtype)
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scaling: float) -> torch.Tensor:

@@ -54,3 +54,27 @@ def test_page_ids_gather_equals_slice():
     a = paged_attention(q, k, v, torch.tensor([3, 4, 5]), 3, bias, None, None, 0.3)
     b = paged_attention(q, k[3:], v[3:], None, 3, bias, None, None, 0.3)
     torch.testing.assert_close(a, b)
+
+
+def test_page_major_tables_and_sink_scores():
+    """The plan's page-major cos/sin (views of [G, T, D]) equal contiguous ones, and scores far
+    below the max (an attention sink: exp underflows) match a plain softmax."""
+    torch.manual_seed(1)
+    T, H, KVH, D, P, G = 3, 6, 2, 16, 8, 3
+    inv_freq = 1.0 / (10000 ** (torch.arange(0, D, 2).float() / D))
+    k, v = torch.randn(G, KVH, P, D), torch.randn(G, KVH, P, D)
+    k[0, :, 0] *= 40  # a sink key: other scores sit ~100+ below it
+    q = torch.randn(T, H, D) * 3
+    delta = torch.randint(0, 300, (T, G))
+    cos, sin = rotation_tables(delta, inv_freq)
+    cos_pm, sin_pm = (t.transpose(0, 1) for t in rotation_tables(delta.t().contiguous(), inv_freq))
+    bias = torch.zeros(G, 1, T, 1, P)
+    out = paged_attention(q, k, v, None, G, bias, cos, sin, D**-0.5)
+    torch.testing.assert_close(paged_attention(q, k, v, None, G, bias, cos_pm, sin_pm, D**-0.5), out)
+    rep = H // KVH
+    qr = (q[:, None] * cos[:, :, None] + rotate_half(q)[:, None] * sin[:, :, None])  # [T, G, H, D]
+    kr = k.repeat_interleave(rep, dim=1)  # [G, H, P, D]
+    s = torch.einsum("tghd,ghpd->thgp", qr, kr).reshape(T, H, G * P) * D**-0.5
+    ref = torch.einsum("ths,shd->thd", torch.softmax(s, -1), v.repeat_interleave(rep, dim=1).permute(0, 2, 1, 3).reshape(G * P, H, D))
+    assert (s.amax(-1, keepdim=True) - s).max() > 100  # the underflow regime is exercised
+    torch.testing.assert_close(out, ref, atol=2e-5, rtol=1e-4)
