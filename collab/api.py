@@ -10,6 +10,7 @@ from .attention import resolve_backend
 from .config import RunOptions, check_workers
 from .controller import Controller, Limits
 from .models import load
+from .partial import Interrupted, keeping_partial  # noqa: F401  (Interrupted: collab's public name)
 from .protocols import resolve_protocol
 from .result import Result
 from .runtime import Adaptive, Run
@@ -20,14 +21,6 @@ from .sampling import draw_seed, resolve_config
 from .strategies import resolve_strategy
 from .support import check_model
 from .template import check_prompt, encode
-
-
-class Interrupted(KeyboardInterrupt):
-    """A KeyboardInterrupt that carries the partial result (`.result`) of the run it stopped."""
-
-    def __init__(self, result: Result):
-        super().__init__("collab run interrupted; the partial result is on .result")
-        self.result = result
 
 
 def generate(
@@ -125,18 +118,8 @@ class _Job:
         return result
 
     def execute(self) -> Result:
-        try:
+        with keeping_partial(self.run):
             return self.conclude(self.run.execute())
-        except KeyboardInterrupt as exc:
-            raise Interrupted(self.run.finish("interrupted")) from exc
-        except Exception as exc:
-            raise attach_partial(exc, self.run.finish("error"))
-
-
-def attach_partial(exc: BaseException, result: Result) -> BaseException:
-    exc.result = result
-    exc.add_note("collab: the partial result of the run is attached as exc.result")
-    return exc
 
 
 def _prepare(

@@ -122,6 +122,7 @@ class Run:
         self.result.trace = [] if options.output_logits else None
         self.slots: list[_Slot] = []
         self.step = 0
+        self.ended: str | None = None  # why the run stopped early, once it has
         self.capped = False  # the KV cap was reached
         self.freed: dict[int, list[int]] = {}  # block -> its tokens, for blocks freed during the run
         self.search = search(self) if search is not None else None  # a SearchRun (collab.search_run)
@@ -552,8 +553,12 @@ class Run:
 
     # -- the result ----------------------------------------------------------------------------
     def finish(self, reason: str | None = None) -> Result:
-        """Fill text and stats; with `reason` ("interrupted", "error"), mark the result partial."""
+        """Fill text and stats; with `reason` ("interrupted", "error", "stopped"), mark the result
+        partial. The first reason stands: finishing again with another is a no-op."""
         result, stats = self.result, self.result.stats
+        if reason and self.ended:
+            return result
+        self.ended = reason
         for s in self.slots:
             w = s.worker
             if reason and w.finish_reason is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from . import events as ev
+from .partial import keeping_partial
 from .result import Result
 
 
@@ -39,22 +40,12 @@ class Stream:
         return self.result
 
     def _generate(self) -> Iterator[ev.Event]:
-        from .api import Interrupted, attach_partial
-
         run, decoders, seen = self._run, {}, 0
         steps = run.steps()
-        finished = False
         try:
             while True:
-                try:
-                    with run.computing():
-                        update = next(steps, None)
-                except KeyboardInterrupt as exc:
-                    finished = True
-                    raise Interrupted(run.finish("interrupted")) from exc
-                except Exception as exc:
-                    finished = True
-                    raise attach_partial(exc, run.finish("error"))
+                with keeping_partial(run), run.computing():
+                    update = next(steps, None)
                 if update is None:
                     break
                 for index, token in update.tokens.items():
@@ -64,19 +55,16 @@ class Stream:
                 for event in run.result.events[seen:]:
                     yield _typed(event, run.result)
                 seen = len(run.result.events)
-            finished = True
-            try:
+            with keeping_partial(run):
                 result = self._job.conclude(run.finish())
-            except Exception as exc:  # a scorer's error: the result stays reachable
-                raise attach_partial(exc, run.result)
             for event in result.events[seen:]:
                 yield _typed(event, result)
             yield ev.Answer(result.answer, tuple(result.answers))
             yield ev.Finished(result.stats, result)
         finally:
             steps.close()
-            if not finished:  # closed early: stop between steps, keep everything
-                run.finish("stopped")
+            if not run.result.complete:  # closed early: stop between steps, keep everything
+                run.finish("stopped")  # (a no-op after an error or an interrupt)
 
 
 class _Detokenizer:

@@ -13,7 +13,16 @@ if not torch.cuda.is_available():
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from transformers import AutoModelForCausalLM
+
+# The fuzz tests are reproducible in CI: the same examples every run (for one hypothesis
+# version), no example database; they size themselves with max_examples.
+settings.register_profile(
+    "collab", deadline=None, derandomize=True, database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile("collab")
 
 sys.path.insert(0, str(Path(__file__).parent))  # for `oracle`
 

@@ -14,7 +14,7 @@ every worker is done and every child is joined or belongs to a parent that retir
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from collab import prompts
@@ -22,15 +22,9 @@ from collab.controller import Controller, Limits, Note, Pause, Resume, Retire, S
 from collab.protocols import PROTOCOLS, Done, Malformed, Spawn, Wait
 from collab.protocols.base import MAX_OPEN_CHARS
 
-# Reproducible in CI (derandomize: the same examples every run, no example database); each test
-# runs in seconds on one CPU thread. Hypothesis explores little per example, so examples are many.
-FUZZ = settings(
-    max_examples=1000,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+# Reproducible (the "collab" profile of conftest.py); each test runs in seconds on one CPU
+# thread. Hypothesis explores little per example, so examples are many.
+FUZZ = settings(max_examples=1000)
 
 NAMES = sorted(PROTOCOLS)
 JUNK = ["x", "ab ", " ", "\n", "<", ">", "/", "</", "<b>", "1", ": ", ".", "2)", "\n\n", "Done."]

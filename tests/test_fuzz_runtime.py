@@ -7,7 +7,7 @@ once, keep every view well formed, and hold the limits."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from oracle import check_trace
 from scripted import EOS, CharTokenizer, Script
@@ -17,15 +17,9 @@ from collab import prompts
 from collab.views import end
 from conftest import tiny_model
 
-# Reproducible in CI (derandomize, no example database); each test takes well under a minute on
-# one CPU thread: every example is a whole run plus its replay through the plain model.
-FUZZ = settings(
-    max_examples=15,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+# Reproducible (the "collab" profile of conftest.py); each test takes well under a minute on one
+# CPU thread: every example is a whole run plus its replay through the plain model.
+FUZZ = settings(max_examples=15)
 
 PROMPT = "Q: 1+2?\n"
 CONTEXT = 288  # small enough that deep views run out of it: "context" retirements get exercised

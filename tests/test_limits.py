@@ -206,3 +206,15 @@ def test_row(case, monkeypatch):
     message = run(monkeypatch) if case == "kv-budget" else run()
     expected = table()[case]
     assert expected in message, (case, message)
+
+
+def test_a_kv_cap_under_the_free_memory_lets_a_large_budget_run(monkeypatch):
+    """The budgets allow more KV than is free, but kv_cap bounds the run: it runs, within the cap."""
+    model = tiny_model(max_position_embeddings=4096)
+    monkeypatch.setattr(memory, "available", lambda model: 100_000)
+    cap = 30_000
+    result = collab.generate(model, P, template=None, workers=4, max_new_tokens=200, kv_cap=cap, ignore_eos=True)
+    assert result.complete and result.stats.kv_bytes <= cap
+    assert {w.finish_reason for w in result.workers} == {"kv_cap"}
+    with pytest.raises(memory.MemoryBudgetError, match="more than the"):  # a cap over the free memory
+        collab.generate(model, P, template=None, workers=4, max_new_tokens=200, kv_cap=200_000)

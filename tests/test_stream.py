@@ -106,3 +106,16 @@ def test_unknown_option_is_named_before_any_compute():
         collab.stream(tiny_model(), PROMPT, wrkers=2)
     with pytest.raises(ValueError, match="workers"):
         collab.stream(tiny_model(), PROMPT, template=None, workers=0)
+
+
+def test_a_failing_scorer_at_the_end_carries_the_result_once():
+    """best_of_n scores after the last step: its error carries the whole (partial) result, marked
+    once ("error", not "stopped" as well)."""
+    s = collab.stream(tiny_model(), PROMPT, template=None, strategy="best_of_n", workers=2, max_new_tokens=5,
+                      scorer=lambda text: 1 / 0)
+    with pytest.raises(ZeroDivisionError) as info:
+        list(s)
+    result = info.value.result
+    assert result is s.result and not result.complete
+    assert [e.kind for e in result.events if e.kind in ("error", "stopped")] == ["error"]
+    assert all(len(w.token_ids) == 5 for w in result.workers)
