@@ -172,7 +172,7 @@ CASES = {
     "fork-step": lambda: raised(ValueError, gen(strategy="adaptive", tokenizer=CharTokenizer(), visibility="step")),
     "scorer-fails": lambda: events(collab.generate(
         tiny_model(vocab_size=128, eos_token_id=3), "Q\n", tokenizer=CharTokenizer(), template=None, strategy="mcts",
-        scorer=lambda t: 1 / 0, search={"branching": 2, "max_depth": 1, "step_tokens": 4}), "unscored"),
+        seed=0, scorer=lambda t: 1 / 0, search={"branching": 2, "max_depth": 1, "step_tokens": 4}), "unscored"),
     "kv-cap-value": lambda: raised(ValueError, gen(kv_cap="lots")),
     "kv-cap-prompt": lambda: raised(memory.MemoryBudgetError, gen(kv_cap=1000)),
     "kv-budget": kv_budget,

@@ -112,7 +112,7 @@ def test_a_failing_scorer_at_the_end_carries_the_result_once():
     """best_of_n scores after the last step: its error carries the whole (partial) result, marked
     once ("error", not "stopped" as well)."""
     s = collab.stream(tiny_model(), PROMPT, template=None, strategy="best_of_n", workers=2, max_new_tokens=5,
-                      scorer=lambda text: 1 / 0)
+                      seed=0, ignore_eos=True, scorer=lambda text: 1 / 0)
     with pytest.raises(ZeroDivisionError) as info:
         list(s)
     result = info.value.result
