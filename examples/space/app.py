@@ -88,6 +88,7 @@ class Board:
         self.answer: str | None = None
         self.stats = ""
         self.step = None
+        self.sent = None  # the (answer, stats) last sent: unchanged ones are skipped
 
     def fold(self, event) -> bool:
         """Take one event in; True when it opens a new step (the moment to redraw)."""
@@ -127,7 +128,12 @@ class Board:
                 panels.append(gr.update(visible=True, label=label, value=self.texts[i]))
             else:
                 panels.append(gr.update(visible=False, value=""))
-        return [*panels, self.answer or "", self.stats]
+        # Send the answer and stats only when they change: a redraw still in flight when the
+        # visitor presses Stop must not overwrite the "Stopped" line that Stop writes there.
+        tail = [self.answer or "", self.stats]
+        shown = [v if self.sent is None or v != last else gr.skip() for v, last in zip(tail, self.sent or tail)]
+        self.sent = tail
+        return [*panels, *shown]
 
 
 def summary(result: collab.Result) -> str:
