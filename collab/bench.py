@@ -5,8 +5,9 @@ count (greedy, EOS ignored): HF `generate` at batch 1, HF `generate` at batch W 
 repeated W times), and collab with W workers and full visibility. Rounds are interleaved
 (one of each, then again) and the best round is kept, so machine noise hits all alike. It
 prints aggregate tokens/s and ratios, and writes JSON. The floor is one bare forward of W single
-tokens over a preallocated KV cache of the same length (weights and attention only), compared
-with collab's mean decode step.
+tokens over a preallocated KV cache of the same length (weights and attention only, distinct K
+and V tensors), timed like collab's step: the mean over as many calls as collab has decode steps,
+best round kept on both sides.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def collab_generate(model, prompt: list[int], workers: int, tokens: int) -> tupl
     from .api import generate
 
     t0 = time.perf_counter()
-    r = generate(model, prompt, template=None, workers=workers, max_new_tokens=tokens, ignore_eos=True, do_sample=False)
+    r = generate(model, prompt, template=None, workers=workers, max_new_tokens=tokens, ignore_eos=True, do_sample=False,
+                 progress=False)
     wall = time.perf_counter() - t0
     s = r.stats
     return wall, (s.wall_time_s - s.prefill_time_s) / max(1, s.forward_passes - 1)
@@ -86,28 +88,26 @@ def _floor_attention(module, query, key, value, attention_mask, scaling, dropout
     return out.transpose(1, 2), None
 
 
-def floor_step(model, workers: int, length: int, repeats: int = 8) -> float:
-    """Seconds for one forward of W single tokens, each attending to `length` cached keys:
-    weights and attention only (no cache bookkeeping, no masks, no sampling)."""
+def floor_step(model, workers: int, length: int, calls: int = 8) -> float:
+    """Mean seconds of `calls` forwards of W single tokens, each attending to `length` cached
+    keys: weights and attention only (no cache bookkeeping, no masks, no sampling)."""
     from transformers import AttentionInterface
-
-    from .runtime import attached
 
     AttentionInterface.register("collab_floor", _floor_attention)
     config = model.config
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     dtype = model.get_input_embeddings().weight.dtype
-    kv = [(torch.randn(workers, config.num_key_value_heads, length, head_dim, dtype=dtype),) * 2
-          for _ in range(config.num_hidden_layers)]
+    shape = (workers, config.num_key_value_heads, length, head_dim)
+    kv = [(torch.randn(shape, dtype=dtype), torch.randn(shape, dtype=dtype)) for _ in range(config.num_hidden_layers)]
     ids = torch.ones(workers, 1, dtype=torch.long)
     pos = torch.full((workers, 1), length)
     previous = config._attn_implementation
     model.set_attn_implementation("collab_floor")
+    forward = lambda: model(input_ids=ids, position_ids=pos, use_cache=False, floor_kv=kv, logits_to_keep=1)  # noqa: E731
     try:
         with torch.inference_mode():
-            model(input_ids=ids, position_ids=pos, use_cache=False, floor_kv=kv, logits_to_keep=1)
-            return min(_time(lambda: model(input_ids=ids, position_ids=pos, use_cache=False, floor_kv=kv, logits_to_keep=1))
-                       for _ in range(repeats))
+            forward()  # warm up
+            return _time(lambda: [forward() for _ in range(calls)]) / calls
     finally:
         model.set_attn_implementation(previous)
 
@@ -145,7 +145,7 @@ def run(model, tokenizer, workers=(1, 2, 4, 8), contexts=(256,), tokens=64, roun
                 best_hf = min(best_hf, hf_generate(model, prompt, w, tokens))
                 wall, step = collab_generate(model, prompt, w, tokens)
                 best_collab, best_step = min(best_collab, wall), min(best_step, step)
-                best_floor = min(best_floor, floor_step(model, w, context + w * tokens // 2))
+                best_floor = min(best_floor, floor_step(model, w, context + w * tokens // 2, max(1, tokens - 1)))
             row = Row(context, w, tokens, tokens / hf1, w * tokens / best_hf, w * tokens / best_collab,
                       1000 * best_floor, 1000 * best_step)
             rows.append(row)

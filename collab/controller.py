@@ -52,6 +52,8 @@ class Resume:
     parent: int
     children: tuple[int, ...]  # joined, in spawn order
     head: str
+    retire: str | None = None  # a worker that wrote its done marker before its helpers ended:
+    # it takes them in, then retires with this reason (no head is fed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,8 @@ class Node:
     joined: set[int] = field(default_factory=set)
     cursor: int = 0
     memo: dict = field(default_factory=dict)
+    closing: str | None = None  # done, waiting for its helpers to end first (the retire reason)
+    reserved: int = 0  # children decided but not yet registered
 
 
 class Controller:
@@ -94,6 +98,7 @@ class Controller:
         self.nodes[index] = Node(index, parent, depth)
         if parent is not None:
             self.nodes[parent].children.append(index)
+            self.nodes[parent].reserved -= 1
             self._reserved -= 1
 
     @property
@@ -115,8 +120,7 @@ class Controller:
             elif isinstance(action, Wait):
                 out += self._wait(node)
             elif isinstance(action, Done):
-                node.state = "done"
-                out.append(Retire(index, f"done marker {action.marker!r}"))
+                out += self._done(node, f"done marker {action.marker!r}")
             elif isinstance(action, Malformed):
                 out.append(Note("malformed", index, action.reason))
         return out
@@ -139,6 +143,7 @@ class Controller:
             out.append(Note("refused", node.index, f"{len(action.heads) - allowed} of {len(action.heads)} spawns refused: limits.{which}={value}"))
         if allowed:
             self._reserved += allowed
+            node.reserved += allowed
             out.append(StartChildren(node.index, action.heads[:allowed], action.wait))
             if action.wait:
                 node.state = "waiting"
@@ -146,10 +151,31 @@ class Controller:
         return out
 
     def _wait(self, node: Node) -> list[Decision]:
-        if all(self.nodes[c].state == "done" for c in node.children if c not in node.joined) and not self._reserved:
+        if all(self.nodes[c].state == "done" for c in self._open(node)) and not node.reserved:
             return self._join(node) if set(node.children) - node.joined else [Note("malformed", node.index, "<wait> with no helpers running: ignored")]
         node.state = "waiting"
         return [Pause(node.index)]
+
+    def end(self, index: int, reason: str) -> list[Decision]:
+        """The worker ended its text by itself (EOS): as a done marker, its helpers end first."""
+        node = self.nodes[index]
+        return self._done(node, reason) if node.state == "active" else []
+
+    def _done(self, node: Node, reason: str) -> list[Decision]:
+        """A worker's helpers end before it does: a done marker (or EOS) with helpers still
+        running, or finished but not joined, waits for them, takes them in, and only then
+        retires, so their work reaches whoever joins this worker (or the finisher)."""
+        if not self._open(node) and not node.reserved:
+            node.state = "done"
+            return [Retire(node.index, reason)]
+        node.closing = reason
+        if all(self.nodes[c].state == "done" for c in self._open(node)) and not node.reserved:
+            return self._join(node)
+        node.state = "waiting"
+        return [Pause(node.index)]
+
+    def _open(self, node: Node) -> list[int]:
+        return [c for c in node.children if c not in node.joined]
 
     # -- retirements and joins -----------------------------------------------------------------
     def retired(self, index: int) -> list[Decision]:
@@ -163,8 +189,11 @@ class Controller:
         return self._join(parent)
 
     def _join(self, node: Node) -> list[Decision]:
-        children = tuple(c for c in node.children if c not in node.joined)
+        children = tuple(self._open(node))
         node.joined.update(children)
+        if node.closing is not None:
+            node.state = "done"
+            return [Resume(node.index, children, "", retire=node.closing)]
         node.state = "active"
         return [Resume(node.index, children, self.protocol.join_head)]
 

@@ -24,6 +24,7 @@ from .attention import NAME as ATTENTION
 from .blocks import BlockTable
 from .cache import SharedKVCache
 from .config import RunOptions
+from .detokenize import Detokenizer
 from .plan import Feed, build_plan
 from .result import Event, Result, Worker
 from .sampling import WorkerSampler
@@ -62,6 +63,7 @@ class _Slot:
     controlled: bool = True  # read by the controller (the finisher is not)
     absorbed: bool = False  # joined into its parent's view
     steps: StepDetector = field(default_factory=StepDetector)  # ends of reasoning steps in its text
+    reader: Detokenizer | None = None  # its text, decoded a few tokens at a time
     gen_start: int = 0  # index in worker.token_ids of the current block's first sampled token
     head_len: int = 0  # tokens before it in the current block (the header of a first block)
     keep_row: bool = False  # keep the logits at its last fed token (a search node that may fork)
@@ -338,7 +340,7 @@ class Run:
             s.pending = [token]
             if token in self.eos and not self.options.ignore_eos:
                 s.pending = []
-                self._retire(s, "eos")
+                self._end(s, "eos")
             elif self.search is not None and self.search.ends_step(s):
                 self.pause(s)
             elif len(w.token_ids) >= s.budget:
@@ -402,7 +404,9 @@ class Run:
             s = self.slots[index]
             if not (s.controlled or self.history is not None) or s.worker.role == "finisher":
                 continue
-            text = self.decode(s.worker.token_ids)
+            if s.reader is None:
+                s.reader = Detokenizer(self.decode)
+            text = s.reader.sync(s.worker.token_ids)
             for end in s.steps.feed(text):
                 s.worker.step_ends = len(s.steps.ends)
                 self.result.events.append(Event("step_end", self.step, index, {"steps": len(s.steps.ends)}))
@@ -466,7 +470,7 @@ class Run:
                 self._retire(self.slots[d.worker], d.reason)
             elif isinstance(d, ctl.Resume):
                 s = self.slots[d.parent]
-                s.join = (d.children, d.head)
+                s.join = (d.children, d.head, d.retire)
                 if s.state == "active":  # joined at once (<wait> after its helpers finished)
                     s.state, s.flush = "waiting", bool(s.pending)
             elif isinstance(d, ctl.Note):
@@ -492,6 +496,15 @@ class Run:
             children.append(index)
         self.result.events.append(Event("spawn", self.step, d.parent, {"children": children, "heads": list(d.heads)}))
 
+    def _end(self, s: _Slot, reason: str) -> None:
+        """A worker ended its own text: a controlled one goes through the controller, so helpers
+        it spawned end (and are joined) before it retires."""
+        controller = self.adaptive.controller if self.adaptive is not None else None
+        if controller is not None and s.controlled and s.state == "active":
+            self._apply(controller.end(s.worker.index, reason))
+        else:
+            self._retire(s, reason)
+
     def _retire(self, s: _Slot, reason: str) -> None:
         if s.state == "done":
             return
@@ -510,8 +523,9 @@ class Run:
             self._apply(self.adaptive.controller.retired(s.worker.index))
 
     def _join(self, parent: _Slot) -> None:
-        """Place the joined children after the parent's block and start the parent's next block."""
-        children, head = parent.join
+        """Place the joined children after the parent's block and start the parent's next block
+        (or retire it: a worker that wrote its done marker before its helpers ended)."""
+        children, head, retire = parent.join
         overlap = self.adaptive.controller.protocol.layout == "overlap"
         trail = list(parent.span(self.table))
         start = end(trail)
@@ -527,11 +541,14 @@ class Run:
         parent.trail = tuple(seg for seg in trail if seg.length > 0)
         parent.block = self._open_block(parent.worker.index)
         parent.worker.blocks.append(parent.block)
+        parent.worker.join_steps.append(self.step)
+        self.result.events.append(Event("join", self.step, parent.worker.index, {"children": list(children)}))
+        if retire is not None:
+            self._retire(parent, retire)
+            return
         parent.gen_start, parent.head_len = len(parent.worker.token_ids), len(self.adaptive.encode(head))
         parent.pending, parent.state, parent.join = self.adaptive.encode(head), "active", None
         parent.ready_step = self.step
-        parent.worker.join_steps.append(self.step)
-        self.result.events.append(Event("join", self.step, parent.worker.index, {"children": list(children)}))
 
     def _add_finisher(self) -> None:
         """A last worker that sees every block (prompt, then each worker's blocks not already

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from . import events as ev
+from .detokenize import Detokenizer
 from .partial import keeping_partial
 from .result import Result
 
@@ -50,7 +51,7 @@ class Stream:
                     break
                 for index, token in update.tokens.items():
                     worker = run.result.workers[index]
-                    text = decoders.setdefault(index, _Detokenizer(_text_of(run.tokenizer))).push(token)
+                    text = decoders.setdefault(index, _reader(run.tokenizer)).push((token,))
                     yield ev.TokenDelta(update.step, index, worker.name, token, text)
                 for event in run.result.events[seen:]:
                     yield _typed(event, run.result)
@@ -67,28 +68,17 @@ class Stream:
                 run.finish("stopped")  # (a no-op after an error or an interrupt)
 
 
-class _Detokenizer:
-    """Incremental decoding: the new text of the last token, held back while incomplete."""
-
-    def __init__(self, decode):
-        self.decode, self.ids, self.shown = decode, [], ""
-
-    def push(self, token: int) -> str:
-        if self.decode is None:  # a run without a tokenizer streams ids only
-            return ""
-        self.ids.append(token)
-        text = self.decode(self.ids)
-        if text.endswith("\ufffd"):  # an unfinished multi-byte character
-            return ""
-        delta, self.shown = text[len(self.shown):] if text.startswith(self.shown) else text, text
-        return delta
-
-
-def _text_of(tokenizer):
-    """Decoding as `Worker.text` does (special tokens dropped), so deltas add up to it."""
+def _reader(tokenizer):
+    """Decoding as `Worker.text` does (special tokens dropped), so deltas add up to it; a run
+    without a tokenizer streams ids only."""
     if tokenizer is None:
-        return None
-    return lambda ids: tokenizer.decode(ids, skip_special_tokens=True)
+        return _NoText()
+    return Detokenizer(lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
+
+
+class _NoText:
+    def push(self, ids) -> str:
+        return ""
 
 
 def _typed(event, result: Result) -> ev.Event:

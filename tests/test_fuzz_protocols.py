@@ -200,6 +200,7 @@ class Drive:
         self.text: dict[int, str] = {}
         self.shown: dict[int, int] = {}
         self.retired: set[int] = set()  # told to the controller, as the runtime's _retire does
+        self.stopped: set[int] = set()  # retired from outside (budget, context, cap), not by its own end
         self.joined: set[int] = set()
         self.log: list = []  # every decision, in order
         self.depth = 0  # nesting of apply(): a retirement's decisions are applied inside another's
@@ -221,8 +222,8 @@ class Drive:
     def grow(self, i: int, n: int) -> None:
         """Worker i (active) samples n more characters; at the end of its text it samples EOS."""
         assert self.state(i) == "active"
-        if self.shown[i] >= len(self.text[i]):
-            return self.retire(i)
+        if self.shown[i] >= len(self.text[i]):  # EOS: its helpers end first, as after a done marker
+            return self.apply(self.c.end(i, "eos"))
         self.shown[i] = min(len(self.text[i]), self.shown[i] + n)
         self.apply(self.c.observe(i, self.text[i][: self.shown[i]]))
 
@@ -235,16 +236,18 @@ class Drive:
         assert decisions == [], f"worker {i} ({state}) acted: {decisions}"
         assert (node.state, node.cursor) == (state, cursor), f"worker {i} ({state}) consumed text it did not write"
 
-    def retire(self, i: int) -> None:
+    def retire(self, i: int, outside: bool = False) -> None:
         if i in self.retired:
             return
         self.retired.add(i)
+        if outside:
+            self.stopped.add(i)
         self.apply(self.c.retired(i))
 
     def cap(self) -> None:
         """max_total_tokens: the runtime retires every worker, in index order."""
         for i in sorted(self.c.nodes):
-            self.retire(i)
+            self.retire(i, outside=True)
 
     def apply(self, decisions) -> None:
         self.depth += 1
@@ -285,8 +288,12 @@ class Drive:
         unjoined = tuple(c for c in node.children if c not in self.joined)
         assert d.children == unjoined, ("a join takes every unjoined child, in spawn order", d, unjoined)
         assert all(self.state(c) == "done" for c in d.children), ("joined a running child", d)
-        assert d.head == self.c.protocol.join_head
         self.joined.update(d.children)
+        if d.retire is not None:  # its done marker came first: it retires once its helpers are in
+            assert d.head == "" and (d.retire.startswith("done marker") or d.retire == "eos"), d
+            self.retire(d.parent)
+        else:
+            assert d.head == self.c.protocol.join_head
 
     # -- invariants ----------------------------------------------------------------------------
     def check(self) -> None:
@@ -306,9 +313,9 @@ class Drive:
         while live := self.active():
             self.grow(live[0], len(self.text[live[0]]) + 1)
         assert all(n.state == "done" for n in self.c.nodes.values()), {i: n.state for i, n in self.c.nodes.items()}
-        for n in self.c.nodes.values():  # a child left unjoined belongs to a parent that stopped first
+        for n in self.c.nodes.values():  # a child left unjoined belongs to a parent stopped from outside
             if n.parent is not None and n.index not in self.joined:
-                assert n.parent in self.retired, f"child {n.index} was never joined, yet its parent {n.parent} did not retire"
+                assert n.parent in self.stopped, f"child {n.index} was never joined, yet its parent {n.parent} ended by itself"
 
 
 @FUZZ
@@ -337,7 +344,7 @@ def test_controller_limits_hold_under_random_streams_and_schedules(data):
             if idle:
                 drive.poke(data.draw(st.sampled_from(idle)), data.draw(st.integers(1, 40)))
         elif live and op == "retire":  # its budget ran out, or the context
-            drive.retire(data.draw(st.sampled_from(live)))
+            drive.retire(data.draw(st.sampled_from(live)), outside=True)
         elif live:
             drive.grow(data.draw(st.sampled_from(live)), data.draw(st.sampled_from([8, 1, 3, 30])))
     drive.finish()
@@ -356,12 +363,14 @@ def test_the_fuzzer_reaches_spawns_joins_and_refusals():
             drive.apply(drive.c.spawn(0, PROTOCOLS[name]().start(2), wait=True))
         drive.finish()
         for d in drive.log:
-            kinds.setdefault(name, set()).add(d.kind if isinstance(d, Note) else type(d).__name__)
+            kind = d.kind if isinstance(d, Note) else "Close" if isinstance(d, Resume) and d.retire else type(d).__name__
+            kinds.setdefault(name, set()).add(kind)
 
     run()
-    # every protocol spawns; waits, joins, retirements, refusals and malformed markers are reached
+    # every protocol spawns; waits, joins, closes (a done marker before the helpers ended),
+    # retirements, refusals and malformed markers are reached
     # over all of them (which protocol reaches which depends on hypothesis' version)
     for name in NAMES:
         assert "StartChildren" in kinds.get(name, set()), (name, kinds.get(name))
     reached = set().union(*kinds.values())
-    assert {"Pause", "Resume", "Retire", "refused", "malformed"} <= reached, reached
+    assert {"Pause", "Resume", "Close", "Retire", "refused", "malformed"} <= reached, reached

@@ -121,6 +121,27 @@ def test_markers_helpers_run_beside_the_parent_and_join_on_wait():
     check_exact_and_fed_once(model, r)
 
 
+@pytest.mark.parametrize("ending, reason", [(" ok <done>", "done marker '<done>'"), (" ok", "eos")])
+def test_a_helper_done_before_its_own_helpers_takes_them_in_first(ending, reason):
+    """A helper writes <done> (or EOS) while its own helper still runs: it waits for it, joins
+    it, then retires, so its parent's join sees the grandchild's work too (none left unjoined)."""
+    lead = "plan. <spawn>part a</spawn> I wait. <wait>"
+    scripts = [lead + "\ngot it. <done>", "\nHelper task: part a\nsplit <spawn>part a1</spawn>" + ending,
+               "\nHelper task: part a1\na1 is 1, checked twice over. <done>"]
+    model, tok, r = scripted_run("adaptive", scripts, finisher=False)
+    root, helper, inner = r.workers
+    assert helper.parent == root.index and inner.parent == helper.index
+    kinds = [e.kind for e in r.events if e.worker == helper.index and e.kind in ("wait", "join", "done")]
+    assert kinds == ["wait", "join", "done"] and helper.finish_reason == reason
+    assert helper.retire_step >= inner.retire_step and helper.join_steps
+    joins = [e.info["children"] for e in r.events if e.kind == "join"]
+    assert joins == [[inner.index], [helper.index]]
+    segments, _, _ = root.views[-1]
+    assert {helper.blocks[0], inner.blocks[0]} <= {s.block for s in segments}
+    assert text(tok, r.blocks[root.blocks[-1]]).startswith("\ngot it.")
+    check_exact_and_fed_once(model, r)
+
+
 def test_finisher_reads_everything_and_gives_the_answer():
     lead = "<spawn>add</spawn><wait>"
     scripts = [lead + "\nso the answer is 3 <done>", "\nHelper task: add\n1+2=3 <done>",
