@@ -44,6 +44,15 @@ class Detokenizer:
         self._head = self.decode(self.ids[self._prefix : self._read])
         return delta
 
+    def flush(self) -> str:
+        """The sequence has ended: the text held back (an unfinished character), as the full
+        decode writes it."""
+        full = self.decode(self.ids)
+        rest = full[len(self.text) :] if full.startswith(self.text) else ""
+        self.text, self._prefix, self._read = full, len(self.ids), len(self.ids)
+        self._head = ""
+        return rest
+
     def sync(self, ids: Sequence[int]) -> str:
         """Catch up with `ids`, a list that only grows (a worker's sampled tokens); the text."""
         if len(ids) > len(self.ids):

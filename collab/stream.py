@@ -51,7 +51,10 @@ class Stream:
                     break
                 for index, token in update.tokens.items():
                     worker = run.result.workers[index]
-                    text = decoders.setdefault(index, _reader(run.tokenizer)).push((token,))
+                    reader = decoders.setdefault(index, _reader(run.tokenizer))
+                    text = reader.push((token,))
+                    if worker.finish_reason:  # its last token: nothing is held back any more
+                        text += reader.flush()
                     yield ev.TokenDelta(update.step, index, worker.name, token, text)
                 for event in run.result.events[seen:]:
                     yield _typed(event, run.result)
@@ -78,6 +81,9 @@ def _reader(tokenizer):
 
 class _NoText:
     def push(self, ids) -> str:
+        return ""
+
+    def flush(self) -> str:
         return ""
 
 

@@ -115,3 +115,12 @@ def test_a_decoder_that_rewrites_earlier_text_falls_back_to_a_full_decode():
     assert reader.push([9]) == "abCj" and reader.text == "abCj"
     assert reader.push([3]) == "d" and reader.text == decode([0, 1, 2, 9, 3])
     assert reader.sync([0, 1, 2, 9, 3, 4]) == "abCjde"
+
+
+def test_flush_gives_the_held_back_text_at_the_end(smol_tokenizer):
+    ids = smol_tokenizer(" 日本", add_special_tokens=False)["input_ids"]
+    reader = Detokenizer(smol_tokenizer.decode)
+    assert reader.push(ids[:2]) == "" and reader.text == ""
+    rest = reader.flush()
+    assert rest == smol_tokenizer.decode(ids[:2]) == reader.text and rest.endswith("\ufffd")
+    assert reader.flush() == ""

@@ -40,11 +40,11 @@ def panels(update):
 
 @pytest.fixture
 def streams(monkeypatch):
-    """Records every collab stream the app opens."""
+    """Records every collab stream the app opens (seeded: the app samples at its temperature)."""
     opened, original = [], collab.stream
 
     def recording(*args, **kwargs):
-        opened.append(original(*args, **kwargs))
+        opened.append(original(*args, **{"seed": 0, **kwargs}))
         return opened[-1]
 
     monkeypatch.setattr(collab, "stream", recording)
@@ -147,7 +147,8 @@ def test_a_run_streams_into_panels_and_gives_an_answer(default_model, streams):
 def test_stop_closes_the_stream_and_keeps_the_partial_text(default_model, streams):
     space = load_space()
     model, tokenizer = default_model
-    run = space.Demo(model, tokenizer).run(**form(max_new_tokens=200, temperature=0.7))
+    run = space.Demo(model, tokenizer).run(**form(prompt="Write a short story about a lighthouse.", max_new_tokens=200,
+                                                  temperature=0.7))
     for update in run:
         if sum(len(text) for _, text in panels(update)) > 20:
             break
@@ -159,7 +160,10 @@ def test_stop_closes_the_stream_and_keeps_the_partial_text(default_model, stream
     kept = panels(update)
     assert len(kept) >= 2
     for (_, text), worker in zip(kept, result.workers):
-        assert text.strip() == worker.text.strip()
+        # What was shown stays; the run may be one step further (the page redraws when the
+        # next step's first event arrives, and that step has run by then).
+        assert worker.text.startswith(text)
+    assert sum(len(text) for _, text in kept) > 20
 
 
 def test_a_model_that_fails_to_load_gives_a_message_and_the_app_keeps_serving(tmp_path):

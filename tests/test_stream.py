@@ -38,6 +38,31 @@ def test_text_deltas_join_to_each_workers_text():
     assert texts == {0: "hello world", 1: "hello world"}  # EOS (special) is not text
 
 
+def test_a_character_cut_by_the_budget_still_reaches_the_deltas():
+    """The default tokenizer spells ' 日' as ' \\xe6' + two more byte tokens: a budget of two
+    tokens ends mid-character. The held-back text is flushed with the worker's last token."""
+    from transformers import AutoTokenizer
+
+    from collab.models import default_model_path
+
+    tok = AutoTokenizer.from_pretrained(default_model_path())
+    ids = tok(" 日本", add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids[:2]).endswith("\ufffd")  # (the premise: two tokens end mid-character)
+
+    def force(input_ids, scores):
+        forced = torch.full_like(scores, float("-inf"))
+        forced[:, ids[input_ids.shape[1] - len(PROMPT)]] = 0.0
+        return forced
+
+    model = tiny_model(vocab_size=len(tok))
+    s = collab.stream(model, PROMPT, tokenizer=tok, template=None, max_new_tokens=2, logits_processor=[force])
+    got = list(s)
+    for worker in s.result.workers:
+        deltas = [e.text for e in got if isinstance(e, ev.TokenDelta) and e.worker == worker.index]
+        assert worker.token_ids == ids[:2] and deltas[0] == ""
+        assert "".join(deltas) == worker.text == tok.decode(ids[:2])
+
+
 def test_spawn_join_done_and_answer_events_with_a_protocol():
     from test_protocols import MULTIVERSE, PROMPT as TEXT
 
