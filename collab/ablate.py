@@ -14,7 +14,7 @@ import csv
 import itertools
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Callable

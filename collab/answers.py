@@ -32,10 +32,17 @@ def last_code_block(text: str) -> str | None:
     return found[-1] if found else None
 
 
+KINDS = ("auto", "boxed", "number", "code")
+
+
+def check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown answer kind {kind!r}; valid kinds are {', '.join(repr(k) for k in KINDS)}")
+
+
 def extract(text: str | None, kind: str = "auto") -> str | None:
     """kind: "boxed", "number", "code", or "auto" (boxed, else the last number)."""
-    if kind not in ("auto", "boxed", "number", "code"):
-        raise ValueError(f"unknown answer kind {kind!r}; valid kinds are 'auto', 'boxed', 'number', 'code'")
+    check_kind(kind)
     if not text:
         return None
     if kind == "boxed":
@@ -82,3 +89,11 @@ def majority(answers: list[str | None]) -> str | None:
     counts = Counter({i: len(g) for i, g in enumerate(groups)})
     best = max(counts.values())
     return groups[min(i for i, c in counts.items() if c == best)][0]
+
+
+def score(scorer, arg) -> float:
+    """`scorer(arg)` as a float; a bool, a non-number or NaN is refused with a TypeError."""
+    value = scorer(arg)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise TypeError(f"scorer must return a number, got {value!r}")
+    return float(value)

@@ -165,7 +165,7 @@ def _prepare(
         raise ValueError(f"visibility {options.visibility!r} moves steps into a shared history; search strategies fork steps: use 'none' or 'full'")
     if not isinstance(finisher_tokens, int) or finisher_tokens < 1:
         raise ValueError(f"finisher_tokens must be a positive int, got {finisher_tokens!r}")
-    answers.extract("", answer)  # validates the kind
+    answers.check_kind(answer)
     if logits_processor is not None and not all(callable(p) for p in logits_processor):
         raise TypeError("logits_processor must be a list of callables (transformers LogitsProcessor)")
     if model is None or isinstance(model, str):
@@ -185,7 +185,7 @@ def _prepare(
     options.attention = resolve_backend(attention, model)
     need = _estimate(model, encoded, options, chosen, limits, use_finisher, finisher_tokens, search_options)
     memory.check(need, cap, memory.available(model), _knobs(chosen, search_options))
-    options.kv_cap_tokens = None if cap is None else cap // memory.bytes_per_token(model)
+    options.kv_cap_pages = None if cap is None else cap // (memory.bytes_per_token(model) * page_size)
     sampled_by_preset = preset.sample and do_sample is None
     generation = resolve_config(
         model,
@@ -207,8 +207,7 @@ def _prepare(
     driver = None
     if preset.search:
         value = scorer if scorer is not None else SelfJudge(tokenizer, prompts.load("judge.txt"))
-        text = lambda ids: tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
-        driver = lambda run: SearchRun(run, SEARCHES[preset.search](search_options), search_options, value, text)  # noqa: E731
+        driver = lambda run: SearchRun(run, SEARCHES[preset.search](search_options), value)  # noqa: E731
     seed = draw_seed() if seed is None else seed
     run = Run(model, tokenizer, encoded, options, generation, logits_processor, seed, adaptive, driver)
     run.result.strategy = strategy
@@ -224,7 +223,7 @@ def _estimate(model, encoded, options, protocol, limits, finisher, finisher_toke
     elif finisher:
         extra, what = finisher_tokens + 64, "finisher"
     return memory.estimate(model, len(encoded.prompt_ids), headers, options.max_new_tokens,
-                           spawned, options.max_new_tokens + 32, extra, what)
+                           spawned, options.max_new_tokens + 32, extra, what, options.page_size)
 
 
 def _knobs(protocol, search) -> str:
@@ -240,7 +239,7 @@ def _conclude(result: Result, aggregate: str | None, scorer, kind: str) -> None:
         result.answers = [answers.extract(w.text, kind) for w in roots]
         result.answer = answers.majority(result.answers)
     elif aggregate == "best":
-        result.scores = [_score(scorer, w.text) for w in roots]
+        result.scores = [answers.score(scorer, w.text or "") for w in roots]
         best = roots[max(range(len(roots)), key=lambda i: result.scores[i])]
         result.answer = answers.extract(best.text, kind) or (best.text or "").strip()
     elif result.search is not None and result.search.chosen:
@@ -251,11 +250,3 @@ def _conclude(result: Result, aggregate: str | None, scorer, kind: str) -> None:
         result.answer = answers.extract(text, kind) or text.strip()
     elif len(roots) == 1:
         result.answer = answers.extract(roots[0].text, kind)
-
-
-def _score(scorer, text) -> float:
-    value = scorer(text or "")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"scorer must return a number, got {value!r}")
-    return float(value)
-

@@ -11,6 +11,7 @@ import torch
 from transformers import AttentionInterface
 
 from .kernels import causal_attention, paged_attention
+from .support import kv_shape
 
 NAME = "collab"
 
@@ -55,7 +56,7 @@ def resolve_backend(name: str, model) -> str:
     if name not in BACKENDS:
         raise ValueError(f"unknown attention {name!r}; valid choices are {', '.join(repr(b) for b in BACKENDS)}")
     device = model.get_input_embeddings().weight.device
-    head_dim = getattr(model.config, "head_dim", None) or model.config.hidden_size // model.config.num_attention_heads
+    _, head_dim = kv_shape(model.config)
     dtype = model.get_input_embeddings().weight.dtype
     if name == "reference":
         return name
@@ -77,8 +78,6 @@ def resolve_backend(name: str, model) -> str:
 def _triton_supports(device, head_dim: int, dtype) -> tuple[bool, str]:
     import importlib.util
     import os
-
-    import torch
 
     if importlib.util.find_spec("triton") is None:
         return False, "triton is not installed (pip install collab[triton])"

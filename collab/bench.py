@@ -93,11 +93,13 @@ def floor_step(model, workers: int, length: int, calls: int = 8) -> float:
     keys: weights and attention only (no cache bookkeeping, no masks, no sampling)."""
     from transformers import AttentionInterface
 
+    from .support import kv_shape
+
     AttentionInterface.register("collab_floor", _floor_attention)
     config = model.config
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    kv_heads, head_dim = kv_shape(config)
     dtype = model.get_input_embeddings().weight.dtype
-    shape = (workers, config.num_key_value_heads, length, head_dim)
+    shape = (workers, kv_heads, length, head_dim)
     kv = [(torch.randn(shape, dtype=dtype), torch.randn(shape, dtype=dtype)) for _ in range(config.num_hidden_layers)]
     ids = torch.ones(workers, 1, dtype=torch.long)
     pos = torch.full((workers, 1), length)

@@ -27,10 +27,11 @@ class Block:
 class BlockTable:
     """Allocates pages to blocks and maps each new token to its (page, offset) slot."""
 
-    def __init__(self, page_size: int = 32, capacity: int = 0):
+    def __init__(self, page_size: int = 32, capacity: int = 0, limit: int | None = None):
         if page_size < 1:
             raise ValueError(f"page_size must be >= 1, got {page_size}")
         self.page_size = page_size
+        self.limit = limit  # doubling stops here (a KV cap); past it the arena grows a page at a time
         self.capacity = 0  # pages the arena must hold
         self.free: list[int] = []
         self.blocks: dict[int, Block] = {}
@@ -47,7 +48,8 @@ class BlockTable:
 
     def _take_page(self) -> int:
         if not self.free:
-            self.reserve(max(1, 2 * self.capacity))
+            grown = 2 * self.capacity if self.limit is None else min(2 * self.capacity, self.limit)
+            self.reserve(max(self.capacity + 1, grown))
         return self.free.pop()
 
     @property

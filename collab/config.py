@@ -29,7 +29,7 @@ class RunOptions:
     attention: str = "reference"  # resolved attention path (see collab.attention.resolve_backend)
     callback: Callable[[Any], None] | None = None
     step_end: Callable[[str], bool] | None = None  # custom end-of-step rule (collab.steps)
-    kv_cap_tokens: int | None = None  # KV tokens the run may hold (from kv_cap); None: no cap
+    kv_cap_pages: int | None = None  # KV pages the arena may hold (from kv_cap); None: no cap
     policy: Any = field(init=False, default=None)  # the resolved visibility policy
 
     def __post_init__(self):

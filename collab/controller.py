@@ -90,7 +90,6 @@ class Controller:
     def __init__(self, protocol: Protocol, limits: Limits):
         self.protocol, self.limits = protocol, limits
         self.nodes: dict[int, Node] = {}
-        self._reserved = 0  # children decided but not yet registered
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def add(self, index: int, parent: int | None) -> None:
@@ -99,11 +98,15 @@ class Controller:
         if parent is not None:
             self.nodes[parent].children.append(index)
             self.nodes[parent].reserved -= 1
-            self._reserved -= 1
+
+    @property
+    def reserved(self) -> int:
+        """Children decided but not yet registered (only ever non-zero within one call)."""
+        return sum(n.reserved for n in self.nodes.values())
 
     @property
     def active(self) -> int:
-        return sum(n.state == "active" for n in self.nodes.values()) + self._reserved
+        return sum(n.state == "active" for n in self.nodes.values()) + self.reserved
 
     # -- reading text --------------------------------------------------------------------------
     def observe(self, index: int, text: str) -> list[Decision]:
@@ -133,7 +136,7 @@ class Controller:
         lim = self.limits
         if node.depth + 1 > lim.max_depth:
             return [Note("refused", node.index, f"nesting depth {node.depth + 1} exceeds limits.max_depth={lim.max_depth}")]
-        room_total = lim.max_workers - len(self.nodes) - self._reserved
+        room_total = lim.max_workers - len(self.nodes) - self.reserved
         room_concurrent = lim.max_concurrent - self.active + (1 if action.wait else 0)
         allowed = max(0, min(len(action.heads), room_total, room_concurrent))
         out: list[Decision] = []
@@ -142,7 +145,6 @@ class Controller:
             value = getattr(lim, which)
             out.append(Note("refused", node.index, f"{len(action.heads) - allowed} of {len(action.heads)} spawns refused: limits.{which}={value}"))
         if allowed:
-            self._reserved += allowed
             node.reserved += allowed
             out.append(StartChildren(node.index, action.heads[:allowed], action.wait))
             if action.wait:
@@ -151,10 +153,9 @@ class Controller:
         return out
 
     def _wait(self, node: Node) -> list[Decision]:
-        if all(self.nodes[c].state == "done" for c in self._open(node)) and not node.reserved:
-            return self._join(node) if set(node.children) - node.joined else [Note("malformed", node.index, "<wait> with no helpers running: ignored")]
-        node.state = "waiting"
-        return [Pause(node.index)]
+        if not self._open(node) and not node.reserved:
+            return [Note("malformed", node.index, "<wait> with no helpers running: ignored")]
+        return self._join_or_pause(node)
 
     def end(self, index: int, reason: str) -> list[Decision]:
         """The worker ended its text by itself (EOS): as a done marker, its helpers end first."""
@@ -169,22 +170,27 @@ class Controller:
             node.state = "done"
             return [Retire(node.index, reason)]
         node.closing = reason
-        if all(self.nodes[c].state == "done" for c in self._open(node)) and not node.reserved:
-            return self._join(node)
-        node.state = "waiting"
-        return [Pause(node.index)]
+        return self._join_or_pause(node)
 
     def _open(self, node: Node) -> list[int]:
         return [c for c in node.children if c not in node.joined]
+
+    def _helpers_ended(self, node: Node) -> bool:
+        return not node.reserved and all(self.nodes[c].state == "done" for c in self._open(node))
+
+    def _join_or_pause(self, node: Node) -> list[Decision]:
+        """Join the helpers if every one has ended; else wait (`retired` joins after the last)."""
+        if self._helpers_ended(node):
+            return self._join(node)
+        node.state = "waiting"
+        return [Pause(node.index)]
 
     # -- retirements and joins -----------------------------------------------------------------
     def retired(self, index: int) -> list[Decision]:
         node = self.nodes[index]
         node.state = "done"
         parent = self.nodes.get(node.parent) if node.parent is not None else None
-        if parent is None or parent.state != "waiting":
-            return []
-        if any(self.nodes[c].state != "done" for c in parent.children if c not in parent.joined):
+        if parent is None or parent.state != "waiting" or not self._helpers_ended(parent):
             return []
         return self._join(parent)
 

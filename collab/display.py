@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from html import escape
 
+from .memory import format_bytes
 from .result import Result, Worker
 
 # One color per worker index, shared with `collab.plots` so a worker looks the same in the
@@ -54,7 +55,7 @@ def to_html(result: Result) -> str:
         f'<div class="collab-result"><div><b>{escape(_summary(result))}</b></div>',
         _answer(result),
         "<h4>Workers</h4>",
-        '<div class="collab-columns">' + "".join(_column(result, w) for w in tree_order(result)) + "</div>",
+        '<div class="collab-columns">' + "".join(_column(result, w) for w in result.tree_order()) + "</div>",
         "<h4>Spawn tree</h4>",
         _tree(result),
         *(["<h4>Search tree</h4>", result.search._repr_html_()] if result.search is not None else []),
@@ -106,22 +107,6 @@ def _text(w: Worker) -> str:
     return f'<span class="collab-meta">token ids (no tokenizer):</span> {ids}{more}'
 
 
-def tree_order(result: Result) -> list[Worker]:
-    """Workers depth first from each root, so children sit next to their parent."""
-    order: list[Worker] = []
-
-    def visit(w: Worker) -> None:
-        order.append(w)
-        for c in w.children:
-            visit(result.workers[c])
-
-    for w in result.workers:
-        if w.parent is None:
-            visit(w)
-    seen = {w.index for w in order}
-    return order + [w for w in result.workers if w.index not in seen]  # never drop a worker
-
-
 def _tree(result: Result) -> str:
     def item(w: Worker) -> str:
         joined = f", joined at {', '.join(map(str, w.join_steps))}" if w.join_steps else ""
@@ -145,16 +130,8 @@ def _stats(result: Result) -> str:
         ("forward passes", f"{s.forward_passes:,}"),
         ("tokens / s", f"{s.tokens_per_s:.1f}"),
         ("KV tokens", f"{s.kv_tokens:,}"),
-        ("KV bytes", f"{_bytes(s.kv_bytes)} (reserved {_bytes(s.kv_reserved_bytes)})"),
+        ("KV bytes", f"{format_bytes(s.kv_bytes)} (reserved {format_bytes(s.kv_reserved_bytes)})"),
         ("wall time", f"{s.wall_time_s:.2f} s (prefill {s.prefill_time_s:.2f} s)"),
         ("attention", escape(s.attention)),
     ]
     return "<table>" + "".join(f"<tr><td>{k}</td><td><b>{v}</b></td></tr>" for k, v in rows) + "</table>"
-
-
-def _bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB"):
-        if n < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"

@@ -3,16 +3,14 @@
 Before a run, `estimate` gives the most KV bytes the run's budgets allow (tokens x layers x
 2 (K and V) x KV heads x head dim x dtype bytes); `check` refuses a run whose estimate exceeds
 the memory available (or the `kv_cap` asked for), naming the knob to lower. During a run the
-cap ends workers gracefully (the youngest first, each with a "kv_cap" event) instead of
-letting the arena grow past it.
+cap, counted in whole pages, ends workers gracefully (the youngest first, with a "kv_cap" event)
+instead of letting the arena grow past it, and the arena is never reserved past it.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-import torch
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tb": 10**12, "tib": 2**40}
 
@@ -35,11 +33,10 @@ def parse_bytes(value) -> int | None:
 
 def bytes_per_token(model) -> int:
     """KV bytes one token takes over all layers: layers x 2 x KV heads x head dim x dtype bytes."""
-    config = model.config
-    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    dtype = getattr(model, "dtype", torch.float32)
-    return config.num_hidden_layers * 2 * heads * head_dim * torch.tensor([], dtype=dtype).element_size()
+    from .support import kv_shape
+
+    heads, head_dim = kv_shape(model.config)
+    return model.config.num_hidden_layers * 2 * heads * head_dim * model.dtype.itemsize
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +47,14 @@ class Estimate:
     parts: str  # how the tokens add up, for messages
 
     def __str__(self) -> str:
-        return f"{_size(self.bytes)} ({self.tokens} tokens: {self.parts})"
+        return f"{format_bytes(self.bytes)} ({self.tokens} tokens: {self.parts})"
 
 
 def estimate(model, prompt: int, headers: list[int], max_new_tokens: int, spawned: int = 0,
-             spawned_tokens: int = 0, extra: int = 0, extra_what: str = "") -> Estimate:
+             spawned_tokens: int = 0, extra: int = 0, extra_what: str = "", page_size: int = 1) -> Estimate:
     """The worst case: the prompt, every root's header and budget, every worker the limits let
-    the controller spawn with its budget, and `extra` (the finisher, or a search's tokens)."""
+    the controller spawn with its budget, and `extra` (the finisher, or a search's tokens). The
+    prompt's bytes are its whole pages: what the arena holds whatever the budgets."""
     roots = sum(headers) + len(headers) * max_new_tokens
     tokens = prompt + roots + spawned * spawned_tokens + extra
     parts = [f"prompt {prompt}", f"{len(headers)} worker(s) x {max_new_tokens} + headers"]
@@ -65,7 +63,8 @@ def estimate(model, prompt: int, headers: list[int], max_new_tokens: int, spawne
     if extra:
         parts.append(f"{extra_what} {extra}")
     per_token = bytes_per_token(model)
-    return Estimate(tokens, tokens * per_token, prompt * per_token, ", ".join(parts))
+    prompt_pages = -(-prompt // page_size)
+    return Estimate(tokens, tokens * per_token, prompt_pages * page_size * per_token, ", ".join(parts))
 
 
 def available(model) -> int | None:
@@ -73,6 +72,8 @@ def available(model) -> int | None:
     or the host's available RAM; None when unknown."""
     device = model.get_input_embeddings().weight.device
     if device.type == "cuda":
+        import torch
+
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
     try:
@@ -94,21 +95,22 @@ def check(need: Estimate, cap: int | None, free: int | None, knobs: str) -> None
     budgets allow more KV than the memory available and no cap bounds the run."""
     if cap is not None:
         if free is not None and cap > free:
-            raise MemoryBudgetError(f"kv_cap={_size(cap)} is more than the {_size(free)} of memory available: lower kv_cap")
+            raise MemoryBudgetError(f"kv_cap={format_bytes(cap)} is more than the {format_bytes(free)} of memory available: lower kv_cap")
         if need.prompt_bytes >= cap:
             raise MemoryBudgetError(
-                f"the prompt alone needs {_size(need.prompt_bytes)} of KV, over kv_cap={_size(cap)}: "
+                f"the prompt alone needs {format_bytes(need.prompt_bytes)} of KV, over kv_cap={format_bytes(cap)}: "
                 "shorten the prompt or raise kv_cap"
             )
         return
     if free is not None and need.bytes > free:
         raise MemoryBudgetError(
-            f"the budgets allow up to {need} of KV, more than the {_size(free)} available: lower {knobs}, "
+            f"the budgets allow up to {need} of KV, more than the {format_bytes(free)} available: lower {knobs}, "
             "or set kv_cap=... to end workers gracefully when the KV reaches it"
         )
 
 
-def _size(n: int) -> str:
+def format_bytes(n: int) -> str:
+    """Bytes for people: "1.5 GiB", "12.0 KiB", "512 B"."""
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}"

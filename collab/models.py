@@ -84,6 +84,8 @@ def load(model: str | None = None, *, dtype: str | None = None, device_map=None)
     """
     if model is None:
         model, dtype = str(default_model_path()), dtype or "float32"
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
     if not isinstance(model, str):
         raise TypeError(f"model must be a hub id, a local folder or None (the embedded default), got {model!r}")
     if model.startswith(("/", "./", "../", "~")) and not Path(model).expanduser().is_dir():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import io
 
-from .display import color, tree_order
+from .display import color
 from .result import Result, Worker
 
 SAMPLED_Y, FED_Y = -0.14, 0.16  # offsets from a lane's center (lanes run top to bottom)
@@ -27,7 +27,7 @@ def plot(result: Result, path=None):
 
     >>> fig = result.plot("run.png")  # doctest: +SKIP
     """
-    workers = tree_order(result)
+    workers = result.tree_order()
     lane = {w.index: i for i, w in enumerate(workers)}
     fig = _figure_class()(figsize=(11, 2.2 + 0.45 * len(workers)), layout="constrained")
     timeline, tokens = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [5, 1]})

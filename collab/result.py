@@ -83,10 +83,25 @@ class Result:
     def finisher(self) -> Worker | None:
         return next((w for w in self.workers if w.role == "finisher"), None)
 
-    def tree(self) -> str:
-        """The worker tree, one line per worker: name, parent, steps, finish reason."""
-        lines = []
+    def tree_order(self) -> list[Worker]:
+        """Workers depth first from each root, so children sit right under their parent."""
+        order: list[Worker] = []
+
+        def visit(w: Worker) -> None:
+            order.append(w)
+            for c in w.children:
+                visit(self.workers[c])
+
         for w in self.workers:
+            if w.parent is None:
+                visit(w)
+        seen = {w.index for w in order}
+        return order + [w for w in self.workers if w.index not in seen]  # never drop a worker
+
+    def tree(self) -> str:
+        """The worker tree, one line per worker (depth first): name, steps, finish reason."""
+        lines = []
+        for w in self.tree_order():
             indent = "  " * w.depth
             joined = f", joined at {w.join_steps}" if w.join_steps else ""
             lines.append(

@@ -108,10 +108,12 @@ class Run:
         self.policy = options.policy
         self.inv_freq = rope_inv_freq(model)
         self.eos = _eos_ids(model, tokenizer)
-        self.decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=False)
-        self.table = BlockTable(options.page_size)
+        self.decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=False)  # what markers are read in
+        self.text_of = lambda ids: tokenizer.decode(ids, skip_special_tokens=True)  # `Worker.text`
+        self.table = BlockTable(options.page_size, limit=options.kv_cap_pages)
         budget = [len(h) + options.max_new_tokens for h in encoded.headers]
-        self.table.reserve(self.table.pages_for(len(encoded.prompt_ids)) + sum(self.table.pages_for(b) for b in budget))
+        pages = self.table.pages_for(len(encoded.prompt_ids)) + sum(self.table.pages_for(b) for b in budget)
+        self.table.reserve(pages if options.kv_cap_pages is None else min(pages, options.kv_cap_pages))
         self.cache = SharedKVCache(self.table, model.config.num_hidden_layers)
         self.prompt = list(encoded.prompt_ids)
         self.prompt_block = self.table.new_block(None).id
@@ -288,20 +290,24 @@ class Run:
         return keep
 
     def _within_cap(self, feeding: list[_Slot]) -> list[_Slot]:
-        """Under a KV cap, the youngest workers whose tokens would pass it end (reason "kv_cap")."""
-        cap = self.options.kv_cap_tokens
+        """Under a KV cap, the youngest workers whose tokens would need pages past it end
+        (reason "kv_cap"): the arena never holds more pages than the cap."""
+        cap = self.options.kv_cap_pages
         if cap is None:
             return feeding
-        total = self.table.tokens + sum(len(s.pending) for s in feeding)
+        table = self.table
+        new = {s.worker.index: table.pages_for(table.blocks[s.block].length + len(s.pending)) - len(table.blocks[s.block].pages)
+               for s in feeding}
+        total = table.pages_in_use + sum(new.values())
         keep = list(feeding)
         while keep and total > cap:
             s = max(keep, key=lambda s: s.worker.index)  # the youngest
             keep.remove(s)
-            total -= len(s.pending)
+            total -= new[s.worker.index]
             s.pending, s.flush = [], False
             if not self.capped:
                 self.capped = True
-                self.result.events.append(Event("kv_cap", self.step, None, {"kv_tokens": self.table.tokens, "cap_tokens": cap}))
+                self.result.events.append(Event("kv_cap", self.step, None, {"kv_pages": table.pages_in_use, "cap_pages": cap}))
             self._retire(s, "kv_cap")
         return keep
 
@@ -356,19 +362,25 @@ class Run:
         (its forks sample from them), and it waits for a fork or a retire."""
         s.state, s.flush, s.keep_row = "paused", bool(s.pending), True
 
-    def fork(self, index: int, k: int, budget: int | None = None) -> list[_Slot]:
+    def fork_base(self, s: _Slot, extra: int = 0, views: dict[int, View] | None = None) -> tuple[Segment, ...]:
+        """What a child forked from worker `s` starts from: its view plus its whole current block
+        (and `extra` tokens about to be fed into it)."""
+        views = self._views() if views is None else views
+        return views[s.worker.index].with_prefix(s.block, self.table.blocks[s.block].length + extra)
+
+    def fork(self, index: int, k: int) -> list[_Slot]:
         """k children of a paused worker, each seeing the worker's view plus its whole block
         (stored once, zero copy) in a view of its own (no peers). `sample_forks` then draws
         their first tokens; forks nest."""
         parent = self.slots[index]
         if parent.state != "paused" or parent.last_row is None or parent.pending:
             raise RuntimeError(f"worker {index} can be forked only while paused at a fed step end")
-        base = self._views()[index].with_prefix(parent.block, self.table.blocks[parent.block].length)
+        base = self.fork_base(parent)
         source = (index, parent.worker.feed_steps[-1]) if parent.worker.feed_steps else (-1, 0)
         children = []
         for _ in range(k):
             name = f"{parent.worker.name}.{len(parent.worker.children) + 1}"
-            child = self._add_worker(name, [], index, base, -(len(self.slots) + 2), budget=budget, controlled=False)
+            child = self._add_worker(name, [], index, base, -(len(self.slots) + 2), controlled=False)
             child.own = list(parent.own)  # the path so far, for logits processors
             child.worker.fork_of = source
             parent.worker.children.append(child.worker.index)
@@ -407,11 +419,11 @@ class Run:
             if s.reader is None:
                 s.reader = Detokenizer(self.decode)
             text = s.reader.sync(s.worker.token_ids)
-            for end in s.steps.feed(text):
+            for at in s.steps.feed(text):
                 s.worker.step_ends = len(s.steps.ends)
                 self.result.events.append(Event("step_end", self.step, index, {"steps": len(s.steps.ends)}))
                 if self.history is not None:
-                    self._close_step(s, end)
+                    self._close_step(s, at)
             if s.controlled and s.state == "active":
                 self._apply(adaptive.controller.observe(index, text))
         if adaptive is None or adaptive.controller is None:
@@ -481,8 +493,7 @@ class Run:
         protocol = self.adaptive.controller.protocol
         base, ready = (), self.step + 1
         if protocol.context == "fork":  # the parent's view up to and including the spawning marker
-            length = self.table.blocks[parent.block].length + len(parent.pending)
-            base = self._views()[d.parent].with_prefix(parent.block, length)
+            base = self.fork_base(parent, extra=len(parent.pending))
             ready += 1 if parent.pending else 0
         children = []
         for head in d.heads:
@@ -581,7 +592,7 @@ class Run:
             if reason and w.finish_reason is None:
                 w.finish_reason = reason
             if self.tokenizer is not None:
-                w.text = self.tokenizer.decode(w.token_ids, skip_special_tokens=True)
+                w.text = self.text_of(w.token_ids)
         if reason:
             result.events.append(Event(reason, self.step))
         result.complete = reason is None

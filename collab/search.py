@@ -152,6 +152,7 @@ class Search:
     or terminal), scored. `decide(budget_left)` then returns expansions and prunings."""
 
     name = "search"
+    expands_once = False  # an expanded node is retired at once (its forks hold its block)
 
     def __init__(self, options: SearchOptions):
         self.options = options
@@ -177,6 +178,7 @@ class TreeOfThoughts(Search):
     when no kept node can grow, or when a budget ends. The chosen leaf is the best kept node."""
 
     name = "tree_of_thoughts"
+    expands_once = True
 
     def __init__(self, options: SearchOptions):
         super().__init__(options)
@@ -199,11 +201,10 @@ class TreeOfThoughts(Search):
             tree.nodes[i].state = "pruned"
         growing = [i for i in kept if tree.nodes[i].state == "open"]
         self.kept_finished = [i for i in kept if tree.nodes[i].state == "terminal"]
+        self.level = []
         if not growing or not budget_left:
             tree.chosen = tree.path(kept[0])
-            self.level = []
             return decisions + [Prune(i) for i in kept if i not in tree.chosen]
-        self.level = []
         for i in growing:
             tree.nodes[i].state = "expanded"
             decisions.append(Expand(i, opt.branching))
@@ -259,30 +260,31 @@ class MCTS(Search):
 
     def _select(self, width: int) -> list[int]:
         """Up to `width` expansions; a node may be picked again while it has room for children."""
-        virtual: dict[int, int] = {}
+        virtual: dict[int, int] = {}  # node -> this round's picks through it (virtual visits)
+        claimed: dict[int, int] = {}  # node -> children this round will fork from it
         picks = []
         for _ in range(width):
-            leaf = self._descend(virtual)
+            leaf = self._descend(virtual, claimed)
             if leaf is None:
                 break
             picks.append(leaf)
+            claimed[leaf] = claimed.get(leaf, 0) + 1
             for i in self.tree.path(leaf):
                 virtual[i] = virtual.get(i, 0) + 1
         return picks
 
-    def _descend(self, virtual: dict[int, int]) -> int | None:
+    def _descend(self, virtual: dict[int, int], claimed: dict[int, int]) -> int | None:
         tree, k = self.tree, self.options.branching
         node = tree.root
         while True:
-            room = k - len(node.children) - virtual.get(("new", node.id), 0)
+            room = k - len(node.children) - claimed.get(node.id, 0)
             if node.state in ("open", "expanded") and room > 0 and node.depth < self.options.max_depth:
-                virtual[("new", node.id)] = virtual.get(("new", node.id), 0) + 1
                 node.state = "expanded"
                 return node.id
             children = [tree.nodes[c] for c in node.children if tree.nodes[c].state in ("open", "expanded")]
             if not children:
                 return None
-            total = sum(c.visits + virtual.get(c.id, 0) for c in children) + 1
+            total = max(1, node.visits + virtual.get(node.id, 0))  # N_parent, as UCT defines it
             node = max(children, key=lambda c: self._uct(c, total, virtual.get(c.id, 0)))
 
     def _uct(self, node: Node, parent_visits: int, virtual: int) -> float:

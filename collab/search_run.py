@@ -12,9 +12,11 @@ from typing import Callable, Iterator
 
 import torch
 
+from . import answers
+from .detokenize import Detokenizer
 from .result import Event
-from .search import Expand, Prune, SearchOptions
-from .steps import default_is_end, ends_at_break
+from .search import Expand, Prune, Search
+from .steps import ends_at_break
 
 
 class SelfJudge:
@@ -29,9 +31,10 @@ class SelfJudge:
         if not self.yes or not self.no or set(self.yes) & set(self.no):
             raise ValueError("the tokenizer cannot tell 'Yes' from 'No' in one token: pass scorer=callable(text) -> float")
 
-    def value(self, row: torch.Tensor) -> float:
-        margin = torch.logsumexp(row[self.yes], 0) - torch.logsumexp(row[self.no], 0)
-        return torch.sigmoid(margin).item()
+    def values(self, rows: torch.Tensor) -> list[float]:
+        """rows: [n, vocab] logits after the evaluation prompt; one host sync for all n."""
+        margin = torch.logsumexp(rows[:, self.yes], 1) - torch.logsumexp(rows[:, self.no], 1)
+        return torch.sigmoid(margin).tolist()
 
 
 def _first_ids(tokenizer, words) -> list[int]:
@@ -39,10 +42,10 @@ def _first_ids(tokenizer, words) -> list[int]:
 
 
 class SearchRun:
-    def __init__(self, run, search, options: SearchOptions, scorer: Callable[[str], float] | SelfJudge, text):
-        self.run, self.search, self.options = run, search, options
+    def __init__(self, run, search: Search, scorer: Callable[[str], float] | SelfJudge):
+        self.run, self.search, self.options = run, search, search.options
         self.tree = run.result.search = search.tree
-        self.scorer, self.text = scorer, text  # text(token ids) -> str, special tokens dropped
+        self.scorer = scorer
         self.unscored: list[int] = []  # nodes whose step ended, waiting for a value
 
     # -- hooks called by the runtime -----------------------------------------------------------
@@ -59,7 +62,9 @@ class SearchRun:
         ids = s.worker.token_ids
         if len(ids) >= self.options.step_tokens or not self.budget_left():
             return self._finished(s, terminal=False)
-        if ends_at_break(self.run.decode(ids), self.run.options.step_end or default_is_end):
+        if s.reader is None:
+            s.reader = Detokenizer(self.run.decode)
+        if ends_at_break(s.reader.sync(ids), s.steps.is_end):
             return self._finished(s, terminal=False)
         return False
 
@@ -104,13 +109,13 @@ class SearchRun:
     def _expand(self, decisions: list[Expand]) -> Iterator:
         run = self.run
         for d in decisions:
-            children = run.fork(d.node, d.children, budget=self.options.step_tokens + 1)
+            children = run.fork(d.node, d.children)
             ids = [c.worker.index for c in children]
             for i in ids:
                 self.tree.add(i, d.node)
             self.search.started(ids)
             yield run.sample_forks(d.node, children)
-            if self.search.name == "tree_of_thoughts":  # expanded once: its block lives on in its children's views
+            if self.search.expands_once:  # its block lives on in its children's views
                 run._retire(run.slots[d.node], "expanded")
 
     def _score(self) -> Iterator:
@@ -122,20 +127,19 @@ class SearchRun:
             for i in todo:
                 self._set(i, self.scorer, self.tree.text(i))
             return
-        run, judges = self.run, {}
-        for i in todo:
-            judges[i] = self._judge(i)
+        run, views = self.run, self.run._views()
+        judges = [self._judge(i, views) for i in todo]
         yield from run._loop()
-        for i, judge in judges.items():
-            self._set(i, self.scorer.value, judge.last_row)
+        values = self.scorer.values(torch.stack([judge.last_row for judge in judges]))
+        for i, judge, value in zip(todo, judges, values):
+            self._set(i, float, value)
             judge.last_row = None
 
-    def _judge(self, index: int):
+    def _judge(self, index: int, views):
         """A worker that sees the node's whole path, then the evaluation prompt; it samples nothing."""
         run = self.run
         node_slot = run.slots[index]
-        view = run._views()[index]
-        base = view.with_prefix(node_slot.block, run.table.blocks[node_slot.block].length)
+        base = run.fork_base(node_slot, views=views)
         judge = run._add_worker(f"judge({node_slot.worker.name})", self.scorer.prompt_ids, index, base,
                                 -(len(run.slots) + 2), budget=1, controlled=False)
         judge.worker.role, judge.worker.finish_reason, judge.worker.retire_step = "judge", "judged", run.step
@@ -146,20 +150,18 @@ class SearchRun:
         """Score a node; a failing or non-numeric scorer marks it unscored, with an event."""
         node = self.tree.nodes[index]
         try:
-            value = fn(arg)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-                raise TypeError(f"the scorer must return a number, got {value!r}")
+            value = answers.score(fn, arg)
         except Exception as exc:  # the tree is kept; the node ranks last
             node.error = f"{type(exc).__name__}: {exc}"
             self.run.result.events.append(Event("unscored", self.run.step, index, {"reason": node.error}))
             value = None
-        self.search.scored(index, None if value is None else float(value))
+        self.search.scored(index, value)
         if value is not None:
-            self.run.result.events.append(Event("scored", self.run.step, index, {"score": float(value)}))
+            self.run.result.events.append(Event("scored", self.run.step, index, {"score": value}))
 
     def _finished(self, s, terminal: bool) -> bool:
         node = self.tree.nodes[s.worker.index]
-        node.text = self.text(s.worker.token_ids)
+        node.text = self.run.text_of(s.worker.token_ids)
         self.search.finished(node.id, terminal)
         self.unscored.append(node.id)
         return True

@@ -51,7 +51,9 @@ class Stream:
                     break
                 for index, token in update.tokens.items():
                     worker = run.result.workers[index]
-                    reader = decoders.setdefault(index, _reader(run.tokenizer))
+                    if index not in decoders:
+                        decoders[index] = _reader(run)
+                    reader = decoders[index]
                     text = reader.push((token,))
                     if worker.finish_reason:  # its last token: nothing is held back any more
                         text += reader.flush()
@@ -71,20 +73,10 @@ class Stream:
                 run.finish("stopped")  # (a no-op after an error or an interrupt)
 
 
-def _reader(tokenizer):
-    """Decoding as `Worker.text` does (special tokens dropped), so deltas add up to it; a run
-    without a tokenizer streams ids only."""
-    if tokenizer is None:
-        return _NoText()
-    return Detokenizer(lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
-
-
-class _NoText:
-    def push(self, ids) -> str:
-        return ""
-
-    def flush(self) -> str:
-        return ""
+def _reader(run) -> Detokenizer:
+    """Decoding as `Worker.text` is (special tokens dropped), so deltas add up to it; a run
+    without a tokenizer streams ids only (empty deltas)."""
+    return Detokenizer(run.text_of if run.tokenizer is not None else lambda ids: "")
 
 
 def _typed(event, result: Result) -> ev.Event:

@@ -101,6 +101,13 @@ def _check_window(config, view_tokens: int) -> None:
         )
 
 
+def kv_shape(config) -> tuple[int, int]:
+    """(KV heads, head dim) of a decoder config, as transformers derives them."""
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return heads, head_dim
+
+
 def rope_inv_freq(model) -> torch.Tensor:
     """The model's RoPE inverse frequencies [D/2], fp32 on CPU (scaled as its RoPE type says)."""
     found = [m.inv_freq for m in model.modules() if isinstance(getattr(m, "inv_freq", None), torch.Tensor)]

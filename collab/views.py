@@ -20,7 +20,6 @@ Offsets are data: two segments may overlap (parallel paths that start at one pos
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,6 @@
 """Bad input gets a clear error that names the value and the fix, before any compute."""
 
 import pytest
-import torch
 from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel
 
 import collab

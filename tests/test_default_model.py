@@ -103,3 +103,14 @@ def test_every_preset_runs_end_to_end(smol, strategy):
         assert r.finisher is not None and r.answer is not None
     if strategy == "parathinker":
         assert [w.head for w in r.workers[1:]] == ["<think1>\n", "<think2>\n"] and r.workers[0].join_steps
+
+
+def test_a_pathlib_path_loads_like_its_string(smol):
+    from pathlib import Path
+
+    from collab.models import default_model_path
+
+    model, _ = collab.load(Path(default_model_path()), dtype="float32")
+    assert model is smol[0]  # the same cached load as the string form
+    with pytest.raises(ValueError, match="no model folder at"):
+        collab.load(Path("/no/such/dir"))

@@ -144,3 +144,13 @@ def test_a_stopped_run_shows_as_partial(tmp_path):
     assert "partial" in to_html(result) and "partial" in repr(result)
     fig = result.plot(tmp_path / "partial.png")
     assert any("(partial)" in t.get_text() for t in fig.texts) and lane_names(fig) == ["Alice", "Bob"]
+
+
+def test_the_text_tree_puts_a_late_child_under_its_own_parent():
+    """Worker 2 is root 0's child, spawned after root 1: listed by index it would sit, indented,
+    under root 1; depth first it sits under root 0."""
+    from collab.result import Result, Worker
+
+    workers = [Worker(0, "Alice", children=[2]), Worker(1, "Bob"), Worker(2, "Alice.1", parent=0, depth=1)]
+    lines = Result(prompt_ids=[], workers=workers).tree().splitlines()
+    assert [line.split(" [")[0] for line in lines] == ["Alice", "  Alice.1", "Bob"]

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from scripted import CharTokenizer, Script
 from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -70,8 +69,9 @@ def stream_closed():
 def kv_cap_reached():
     model = tiny_model()
     cap = memory.bytes_per_token(model) * (len(P) + 30)
-    result = gen(model=model, workers=3, max_new_tokens=40, ignore_eos=True, kv_cap=cap)()
+    result = gen(model=model, workers=3, max_new_tokens=40, ignore_eos=True, kv_cap=cap, page_size=4)()
     assert result.stats.kv_tokens <= len(P) + 30 and result.complete
+    assert result.stats.kv_reserved_bytes <= cap  # the arena itself stays under the cap
     return events(result, "kv_cap") + " " + " ".join(w.finish_reason for w in result.workers)
 
 
@@ -213,8 +213,10 @@ def test_a_kv_cap_under_the_free_memory_lets_a_large_budget_run(monkeypatch):
     model = tiny_model(max_position_embeddings=4096)
     monkeypatch.setattr(memory, "available", lambda model: 100_000)
     cap = 30_000
-    result = collab.generate(model, P, template=None, workers=4, max_new_tokens=200, kv_cap=cap, ignore_eos=True)
+    result = collab.generate(model, P, template=None, workers=4, max_new_tokens=200, kv_cap=cap, ignore_eos=True,
+                             page_size=4)
     assert result.complete and result.stats.kv_bytes <= cap
+    assert result.stats.kv_reserved_bytes <= cap  # not reserved for the budgets: bounded by the cap
     assert {w.finish_reason for w in result.workers} == {"kv_cap"}
     with pytest.raises(memory.MemoryBudgetError, match="more than the"):  # a cap over the free memory
         collab.generate(model, P, template=None, workers=4, max_new_tokens=200, kv_cap=200_000)

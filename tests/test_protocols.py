@@ -2,7 +2,6 @@
 right children with the right heads, the documented views, exact logits, no token fed twice."""
 
 import pytest
-import torch
 from oracle import check_trace
 from scripted import CharTokenizer, Script
 

@@ -1,7 +1,6 @@
 """Sampling goes through transformers' processors, per worker, reproducibly."""
 
 import pytest
-import torch
 
 import collab
 from conftest import tiny_model

@@ -9,7 +9,7 @@ from oracle import check_trace
 from scripted import CharTokenizer
 
 import collab
-from collab.search import MCTS, Expand, Prune, SearchOptions, TreeOfThoughts
+from collab.search import MCTS, Expand, SearchOptions, TreeOfThoughts
 from conftest import tiny_model
 
 PROMPT = "Q: think\n"
@@ -161,6 +161,14 @@ def test_tot_logic_follows_the_preferred_branch():
     assert {n.id for n in tree.nodes.values() if n.state == "pruned"} == {2, 3, 5, 6, 8, 9}
 
 
+def test_an_unscored_step_ranks_below_every_scored_one():
+    """A scorer that failed leaves the node unscored (None): the beam keeps scored nodes first,
+    even one scored below zero."""
+    values = lambda tree, i: None if i == 1 else -5.0  # noqa: E731  (node 1: the scorer failed)
+    tree = drive(TreeOfThoughts(SearchOptions(branching=2, beam=1, max_depth=1)), values)
+    assert tree.chosen == [0, 2] and tree.nodes[1].state == "pruned"
+
+
 def test_mcts_logic_spends_its_visits_on_the_preferred_branch():
     values = lambda tree, i: 1.0 if tree.path(i)[1] == 1 else 0.0  # noqa: E731  (everything under node 1 is good)
     tree = drive(MCTS(SearchOptions(branching=2, max_depth=4, iterations=12, exploration=0.5)), values, rounds=30)
@@ -243,3 +251,31 @@ def test_budgets_end_the_search(strategy, budget):
         branches = 2 * 2 if strategy == "tree_of_thoughts" else 2  # beam x branching, or MCTS's width
         assert 30 <= stats.generated_tokens <= 30 + 2 * branches
     assert result.search.chosen and result.complete
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["tree_of_thoughts", "mcts"])
+def test_a_self_judged_search_overshoots_the_pass_budget_by_a_judge_step_at_most(strategy, default_model):
+    model, tokenizer = default_model
+    result = collab.generate(model, "What is 6 * 7?", tokenizer=tokenizer, strategy=strategy, seed=0, progress=False,
+                             search=dict(branching=2, beam=2, max_depth=8, step_tokens=8, max_tokens=10_000,
+                                         max_forward_passes=12))
+    assert any(w.role == "judge" for w in result.workers)
+    assert 12 <= result.stats.forward_passes <= 12 + 1 + 1  # one pass feeds the last tokens, one judges them
+    assert result.search.chosen and result.complete
+
+
+def test_uct_counts_the_parents_visits_including_finished_children():
+    """N_parent in UCT is the parent's own visit count: it includes the visits of children
+    already finished and pruned. Counting only the live children (7 here, not 10) would make
+    exploration weaker and pick the well-visited child instead of the barely tried one."""
+    mcts = MCTS(SearchOptions(branching=2, exploration=0.5, max_depth=3))
+    tree = mcts.tree
+    root = tree.add(0, None)
+    root.state, root.visits = "expanded", 10
+    for id, visits, value, state in ((1, 1, 0.5, "open"), (2, 5, 4.5, "open"), (3, 4, 1.0, "pruned")):
+        node = tree.add(id, 0)
+        node.visits, node.value, node.state = visits, value, state
+    # A: 0.5 + 0.5 * sqrt(ln 10 / 1) = 1.259 beats B: 0.9 + 0.5 * sqrt(ln 10 / 5) = 1.239
+    # (with N = 7: 1.198 against 1.212, B would win)
+    assert mcts._select(1) == [1]

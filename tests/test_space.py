@@ -113,9 +113,9 @@ def test_board_shows_workers_up_to_the_panel_cap_without_special_tokens():
     from collab import events as ev
 
     space = load_space()
-    board = space.Board(panels=2, hidden_ids={0})
-    fresh = [board.fold(ev.TokenDelta(step, w, f"w{w}", token, text))
-             for step in (1, 2) for w in range(3) for token, text in ((5, f"a{step}"), (0, "<eos>"))]
+    board = space.Board(panels=2)
+    fresh = [board.fold(ev.TokenDelta(step, w, f"w{w}", token, text))  # (a stream's deltas leave EOS out)
+             for step in (1, 2) for w in range(3) for token, text in ((5, f"a{step}"), (0, ""))]
     assert fresh == [True] + [False] * 5 + [True] + [False] * 5  # redraw once per step
     board.fold(ev.Done(2, 1, "w1", "eos"))
     shown = board.updates()
@@ -188,3 +188,12 @@ def test_a_model_that_fails_to_load_gives_a_message_and_the_app_keeps_serving(tm
             client.predict(*form(prompt="").values(), api_name="/run")
     finally:
         app.close()
+
+
+def test_the_queue_holds_at_most_the_configured_visitors(monkeypatch):
+    space = load_space()
+    monkeypatch.setattr(space, "QUEUE_SIZE", 3)
+    app = space.build_app()
+    assert app._queue.max_size == 3  # Gradio turns away a visitor past it
+    runs = [d for d in app.fns.values() if d.api_name == "run"]
+    assert len(runs) == 1 and runs[0].concurrency_limit == 1

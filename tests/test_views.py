@@ -66,3 +66,16 @@ def test_slots_follow_pages_and_freed_pages_are_reused():
     c = table.new_block(1).id
     assert table.append(c, 3)[0] == [0, 0, 1]  # lowest free pages first
     assert table.tokens == 4 and table.pages_in_use == 3
+
+
+def test_capacity_doubles_up_to_a_limit_then_grows_a_page_at_a_time():
+    table = BlockTable(page_size=1, limit=5)
+    block = table.new_block(0).id
+    seen = []
+    for _ in range(7):
+        table.append(block, 1)
+        seen.append(table.capacity)
+    assert seen == [1, 2, 4, 4, 5, 6, 7]
+    free = BlockTable(page_size=1)
+    b = free.new_block(0).id
+    assert [free.append(b, 1) and free.capacity for _ in range(5)] == [1, 2, 4, 4, 8]

@@ -2,8 +2,7 @@
 model on the views they define, with finished steps moved into the shared history."""
 
 import pytest
-import torch
-from oracle import check_trace, replay
+from oracle import check_trace
 from scripted import CharTokenizer, Script
 
 import collab

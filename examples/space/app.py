@@ -80,8 +80,8 @@ def _refused(message: str) -> gr.Error:
 class Board:
     """What the page shows, folded from a stream's events: one panel per worker, the answer, stats."""
 
-    def __init__(self, panels: int, hidden_ids=()):
-        self.panels, self.hidden = panels, set(hidden_ids)  # special tokens (EOS) stay out of the text
+    def __init__(self, panels: int):
+        self.panels = panels
         self.names: list[str] = []
         self.texts: list[str] = []
         self.states: list[str] = []
@@ -94,8 +94,7 @@ class Board:
         """Take one event in; True when it opens a new step (the moment to redraw)."""
         if isinstance(event, ev.TokenDelta):
             self._worker(event.worker, event.name)
-            if event.token_id not in self.hidden:
-                self.texts[event.worker] += event.text
+            self.texts[event.worker] += event.text  # (special tokens: already left out of deltas)
         elif isinstance(event, ev.Spawn):
             for child, name, head in zip(event.children, event.names, event.heads):
                 self._worker(child, name)
@@ -175,7 +174,6 @@ class Demo:
             board.stats = "Loading the model (first run only)…"
             yield board.updates()
         model, tokenizer = self.load()
-        board.hidden = set(getattr(tokenizer, "all_special_ids", ()))
         try:
             stream = collab.stream(model, prompt, tokenizer=tokenizer, **options)
         except Exception as exc:  # collab refuses bad combinations (e.g. a search with "step") before compute
