@@ -227,14 +227,18 @@ class Run:
         for root in list(self.slots):
             self._apply(self.adaptive.controller.spawn(root.worker.index, self.adaptive.roots_spawn, wait=True))
 
-    def _views(self) -> dict[int, View]:
-        lag = self.policy.lag
+    def _views(self, feeding: list[_Slot] = ()) -> dict[int, View]:
+        """Each worker's view before this step's tokens are fed; under same-step timing peers
+        also see what the workers in `feeding` feed in this step."""
+        lag, now = self.policy.lag, {s.worker.index: len(s.pending) for s in feeding} if self.policy.same_step else {}
         states = []
         for s in self.slots:
             if s.block not in self.table.blocks:  # freed: a pruned branch
                 continue
             length = self.table.blocks[s.block].length
             shown = bisect_left(self.fed_at[s.block], self.step - lag) if lag else None
+            if now:
+                shown = length + now.get(s.worker.index, 0)
             states.append(WorkerState(s.worker.index, s.block, length, s.base, s.trail, s.group, shown))
         shared = Segment(self.history, self.table.blocks[self.history].length, 0) if self.history is not None else None
         return self.policy(states, shared, self.step)
@@ -248,10 +252,12 @@ class Run:
             feeding = self.batch_order(feeding)
         if not feeding:
             return None
-        views = self._views()
+        views = self._views(feeding)
         feeding = self._within_cap(self._within_context(feeding, views))
         if not feeding:
             return None
+        if self.policy.same_step:  # who feeds may have changed: a view shows only tokens fed
+            views = self._views(feeding)
         feeds = []
         for s in feeding:
             if not s.worker.feed_steps:

@@ -105,6 +105,7 @@ class Policy:
     name = "policy"
     history = False  # finished steps move into one shared history block
     lag = 0  # peers' tokens become visible this many steps after they are fed
+    same_step = False  # peers' tokens are visible in the very step they are fed (Hogwild!'s timing)
 
     def sees(self, i: int, j: int, step: int) -> bool:
         return True
@@ -178,7 +179,15 @@ class Custom(Policy):
         return bool(self.rule[i][j])
 
 
-NAMES = ("full", "none", "step", "combined", "lag:K")
+NAMES = ("full", "none", "step", "combined", "lag:K", "full:same_step", "combined:same_step", "step:same_step")
+SAME_STEP = ":same_step"
+
+
+def same_step(policy: Policy) -> Policy:
+    """`policy` with Hogwild!'s timing: each worker also sees what its visible peers feed in the
+    same step (their K/V are written before anyone attends)."""
+    policy.same_step, policy.name = True, policy.name + SAME_STEP
+    return policy
 
 
 def resolve_visibility(spec, workers: int | None = None) -> Policy:
@@ -190,6 +199,8 @@ def resolve_visibility(spec, workers: int | None = None) -> Policy:
     if isinstance(spec, (list, tuple)):
         return Custom(_check_matrix(spec, workers))
     if isinstance(spec, str):
+        if spec.endswith(SAME_STEP) and spec[: -len(SAME_STEP)] in ("full", "step", "combined"):
+            return same_step(resolve_visibility(spec[: -len(SAME_STEP)]))
         if spec == "full":
             return Full()
         if spec == "none":

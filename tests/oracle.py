@@ -156,6 +156,86 @@ def replay_trace(model, result) -> dict[tuple[int, int], torch.Tensor]:
             vs = [cache.layers[l].values[0, :, -n + i] for l in range(layers)]
             store[(block, first + i)] = (ks, vs, positions[i])
         feed_logits[(worker, step)] = out.logits[0, -1].float()
+    return _per_sample(result, feed_logits)
+
+
+ORACLE_ATTENTION = "collab_oracle_dense"
+
+
+def _dense_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, oracle=None, **kwargs):
+    """Each query token attends densely to its own key list: stored keys rotated from where they
+    were fed to where its view places them, and the keys fed in this very step (by anyone)."""
+    layer, store, step_ids, contexts = module.layer_idx, oracle["store"], oracle["ids"], oracle["contexts"]
+    new = {key_id: (key[0, :, t], value[0, :, t], oracle["positions"][t]) for t, key_id in enumerate(step_ids)}
+    oracle["new"][layer] = new
+    inv_freq, out = oracle["inv_freq"], []
+    for t, context in enumerate(contexts):
+        ks, vs, moved = [], [], []
+        for key_id, where in context:
+            k, v, then = new[key_id] if key_id in new else (store[key_id][0][layer], store[key_id][1][layer], store[key_id][2])
+            ks.append(k), vs.append(v), moved.append(where - then)
+        k = _rope(torch.stack(ks, dim=1), torch.tensor(moved), inv_freq)  # [KVH, N, D]
+        v = torch.stack(vs, dim=1)
+        rep = query.shape[1] // k.shape[0]
+        k, v = k.repeat_interleave(rep, 0).double(), v.repeat_interleave(rep, 0).double()
+        scores = (query[0, :, t, None].double() @ k.transpose(-1, -2)) * scaling  # [H, 1, N]
+        out.append((scores.softmax(-1) @ v)[:, 0])  # [H, D]
+    return torch.stack(out)[None].to(query.dtype), None
+
+
+@torch.no_grad()
+def replay_joint(model, result) -> dict[tuple[int, int], torch.Tensor]:
+    """Like `replay_trace`, but every feed of a step runs in one forward, and a feed's view may
+    show tokens fed in that same step (same-step timing): each query attends densely to its
+    view's keys, rotated to their view positions. For runs without same-step timing it equals
+    `replay_trace` (tested), which runs HF's own attention."""
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(ORACLE_ATTENTION, _dense_attention)
+    previous = model.config._attn_implementation
+    model.set_attn_implementation(ORACLE_ATTENTION)
+    inv_freq, layers = rope_inv_freq(model), model.config.num_hidden_layers
+    store: dict[tuple[int, int], tuple] = {}
+    feed_logits: dict[tuple[int, int], torch.Tensor] = {}
+    try:
+        for group in _step_groups(result.trace):
+            if group[0][0] == "move":
+                _, src, start, n, dst, at = group[0]
+                for i in range(n):
+                    store[(dst, at + i)] = store[(src, start + i)]
+                continue
+            tokens, ids, positions, contexts, ends = [], [], [], [], []
+            for step, worker, block, first, fed, segments, own_offset, _ in group:
+                seen = [((seg.block, j), seg.offset + j) for seg in segments for j in range(seg.length)]
+                for i, token in enumerate(fed):
+                    own = [((block, j), own_offset + j) for j in range(first + i + 1)]
+                    tokens.append(token), ids.append((block, first + i)), positions.append(own_offset + first + i)
+                    contexts.append(seen + own)
+                ends.append(((worker, step), len(tokens) - 1))
+            oracle = {"store": store, "ids": ids, "contexts": contexts, "positions": positions, "inv_freq": inv_freq, "new": {}}
+            out = model(input_ids=torch.tensor([tokens]), position_ids=torch.tensor([positions]), use_cache=False, oracle=oracle)
+            for t, key_id in enumerate(ids):
+                store[key_id] = ([oracle["new"][l][key_id][0] for l in range(layers)],
+                                 [oracle["new"][l][key_id][1] for l in range(layers)], positions[t])
+            for key, t in ends:
+                feed_logits[key] = out.logits[0, t].float()
+    finally:
+        model.set_attn_implementation(previous)
+    return _per_sample(result, feed_logits)
+
+
+def _step_groups(trace):
+    """Consecutive feeds of one step together; each move alone."""
+    groups = []
+    for entry in trace:
+        if entry[0] != "move" and groups and groups[-1][0][0] != "move" and groups[-1][0][0] == entry[0]:
+            groups[-1].append(entry)
+        else:
+            groups.append([entry])
+    return groups
+
+
+def _per_sample(result, feed_logits):
     expected = {}
     for w in result.workers:
         for k, step in enumerate(w.sample_steps):
@@ -164,3 +244,12 @@ def replay_trace(model, result) -> dict[tuple[int, int], torch.Tensor]:
             else:
                 expected[(w.index, k)] = feed_logits[(w.index, step)] if (w.index, step) in feed_logits else feed_logits[(-1, 0)]
     return expected
+
+
+def check_joint(model, result, tol=1e-4) -> None:
+    """Every sampled logit equals the dense joint reference's (same-step timing included)."""
+    expected = replay_joint(model, result)
+    for w in result.workers:
+        for k, logits in enumerate(w.logits):
+            err = (expected[(w.index, k)] - logits).abs().max().item()
+            assert err <= tol, (w.name, k, err)

@@ -2,7 +2,8 @@
 model on the views they define, with finished steps moved into the shared history."""
 
 import pytest
-from oracle import check_trace
+import torch
+from oracle import check_joint, check_trace, replay_joint, replay_trace
 from scripted import CharTokenizer, Script
 
 import collab
@@ -101,3 +102,37 @@ def test_bad_visibility_specs(spec, match):
 def test_step_visibility_needs_a_tokenizer():
     with pytest.raises(ValueError, match="needs a tokenizer"):
         collab.generate(tiny_model(), [1, 2, 3], template=None, visibility="step", max_new_tokens=4)
+
+
+@pytest.mark.parametrize("visibility", ["full:same_step", "combined:same_step", "step:same_step"])
+def test_same_step_timing_is_exact_against_the_joint_reference(visibility):
+    model, tok, r = run(visibility)
+    assert r.visibility == visibility
+    check_joint(model, r)
+    assert r.stats.kv_tokens == sum(len(t) for t in r.blocks.values())
+
+
+def test_the_joint_reference_equals_the_sequential_one_without_same_step():
+    model, tok, r = run("combined")
+    joint, sequential = replay_joint(model, r), replay_trace(model, r)
+    assert joint.keys() == sequential.keys()
+    assert max((joint[k] - sequential[k]).abs().max().item() for k in joint) < 1e-4
+
+
+def test_same_step_shows_the_peers_tokens_of_this_very_step():
+    model, tok, same = run("full:same_step")
+    _, _, full = run("full")
+    for k in range(6, 20):  # every worker feeds one token a step here
+        peers_same = sum(s.length for s in same.workers[0].views[k][0][1:])
+        peers_full = sum(s.length for s in full.workers[0].views[k][0][1:])
+        assert peers_same - peers_full == 2  # one token of each of the two peers
+    with pytest.raises(KeyError):  # the sequential reference has no K/V yet for tokens of this step
+        check_trace(model, same)
+
+
+def test_same_step_changes_nothing_under_step_visibility():
+    """`step` shows no live tokens of peers, so the timing of live tokens cannot change it."""
+    _, _, a = run("step")
+    _, _, b = run("step:same_step")
+    assert [w.views for w in a.workers] == [w.views for w in b.workers]
+    assert all(torch.equal(x, y) for wa, wb in zip(a.workers, b.workers) for x, y in zip(wa.logits, wb.logits))
