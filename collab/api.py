@@ -133,6 +133,7 @@ def _prepare(
     check_workers(workers)
     preset = resolve_strategy(strategy)
     chosen = resolve_protocol(protocol or preset.protocol) if (protocol or preset.protocol) else None
+    roots_spawn = chosen.start(workers) if chosen is not None else ()  # refuses a path count its format cannot write
     roots = 1 if preset.single_root else workers
     if search is not None and not preset.search:
         raise ValueError("search= options apply to strategy='tree_of_thoughts' or strategy='mcts'")
@@ -149,17 +150,19 @@ def _prepare(
         callback=callback,
         step_end=step_end,
     )
-    limits = Limits(**limits) if isinstance(limits, dict) else (limits or Limits())
+    defaults = chosen.limits if chosen is not None else {}  # what the format's trained models do
+    limits = Limits(**{**defaults, **limits}) if isinstance(limits, dict) else (limits or Limits(**defaults))
     use_finisher = preset.finisher if finisher is None else bool(finisher)
     if preset.aggregate == "best" and not callable(scorer):
         raise ValueError("strategy='best_of_n' needs scorer=callable(text) -> float to pick the best worker")
     cap = memory.parse_bytes(kv_cap)
     if scorer is not None and not callable(scorer):
         raise TypeError(f"scorer must be a callable(text) -> float, got {scorer!r}")
-    if chosen is not None and chosen.context == "fork" and options.policy.history:
+    if chosen is not None and options.policy.history:
         raise ValueError(
             f"visibility {options.visibility!r} moves finished steps into a shared history, but protocol "
-            f"{chosen.name!r} forks children from a prefix of the parent's block: use 'full', 'none' or 'lag:K'"
+            f"{chosen.name!r} forks children from, and joins them after, a prefix of the parent's block: "
+            "use 'full', 'none' or 'lag:K'"
         )
     if preset.search and options.policy.history:
         raise ValueError(f"visibility {options.visibility!r} moves steps into a shared history; search strategies fork steps: use 'none' or 'full'")
@@ -198,11 +201,11 @@ def _prepare(
     adaptive = None
     if chosen is not None or use_finisher:
         adaptive = Adaptive(
-            controller=Controller(chosen, limits) if chosen is not None else None,
+            controller=Controller(chosen, limits, tokenizer.decode(encoded.prompt_ids)) if chosen is not None else None,
             encode=lambda text: tokenizer(text, add_special_tokens=False).input_ids,
             finisher=tokenizer(prompts.load("finisher.txt"), add_special_tokens=False).input_ids if use_finisher else None,
             finisher_tokens=finisher_tokens,
-            roots_spawn=chosen.start(workers) if chosen is not None else (),
+            roots_spawn=roots_spawn,
         )
     driver = None
     if preset.search:

@@ -32,7 +32,7 @@ def collab_attention(module, query, key, value, attention_mask, scaling, dropout
     elif plan.backend == "triton":
         from .kernels.triton_decode import decode_attention
 
-        out = decode_attention(q, key, value, plan.pages, plan.counts, plan.delta, plan.inv_freq, scaling)
+        out = decode_attention(q, key, value, plan.pages, plan.counts, plan.firsts, plan.delta, plan.inv_freq, scaling)
     elif plan.backend == "flash":
         from .kernels.flash import blockwise_attention
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .protocols import Done, Malformed, Protocol, Spawn, Wait
+from .protocols import Done, Join, Malformed, Protocol, Spawn, Wait
 
 
 @dataclass(slots=True)
@@ -40,6 +40,7 @@ class StartChildren:
     parent: int
     heads: tuple[str, ...]
     wait: bool
+    fresh: bool = False  # the children start from a fresh context, not the parent's view
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,16 +51,16 @@ class Pause:
 @dataclass(frozen=True, slots=True)
 class Resume:
     parent: int
-    children: tuple[int, ...]  # joined, in spawn order
-    head: str
+    children: tuple[int, ...]  # joined, in spawn order; `Controller.join` says how
     retire: str | None = None  # a worker that wrote its done marker before its helpers ended:
-    # it takes them in, then retires with this reason (no head is fed)
+    # it takes them in, then retires with this reason (nothing is fed)
 
 
 @dataclass(frozen=True, slots=True)
 class Retire:
     worker: int
     reason: str
+    after: int = 0  # tokens it still samples (and keeps) before it stops
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,14 +88,16 @@ class Node:
 
 
 class Controller:
-    def __init__(self, protocol: Protocol, limits: Limits):
-        self.protocol, self.limits = protocol, limits
+    def __init__(self, protocol: Protocol, limits: Limits, prompt: str = ""):
+        self.protocol, self.limits, self.prompt = protocol, limits, prompt
         self.nodes: dict[int, Node] = {}
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def add(self, index: int, parent: int | None) -> None:
         depth = 0 if parent is None else self.nodes[parent].depth + 1
         self.nodes[index] = Node(index, parent, depth)
+        if parent is None:  # what a protocol that reads its worker's whole context starts from
+            self.nodes[index].memo["prompt"] = self.prompt
         if parent is not None:
             self.nodes[parent].children.append(index)
             self.nodes[parent].reserved -= 1
@@ -123,7 +126,7 @@ class Controller:
             elif isinstance(action, Wait):
                 out += self._wait(node)
             elif isinstance(action, Done):
-                out += self._done(node, f"done marker {action.marker!r}")
+                out += self._done(node, f"done marker {action.marker!r}", action.after)
             elif isinstance(action, Malformed):
                 out.append(Note("malformed", index, action.reason))
         return out
@@ -146,7 +149,7 @@ class Controller:
             out.append(Note("refused", node.index, f"{len(action.heads) - allowed} of {len(action.heads)} spawns refused: limits.{which}={value}"))
         if allowed:
             node.reserved += allowed
-            out.append(StartChildren(node.index, action.heads[:allowed], action.wait))
+            out.append(StartChildren(node.index, action.heads[:allowed], action.wait, action.fresh))
             if action.wait:
                 node.state = "waiting"
                 out.append(Pause(node.index))
@@ -162,13 +165,13 @@ class Controller:
         node = self.nodes[index]
         return self._done(node, reason) if node.state == "active" else []
 
-    def _done(self, node: Node, reason: str) -> list[Decision]:
+    def _done(self, node: Node, reason: str, after: int = 0) -> list[Decision]:
         """A worker's helpers end before it does: a done marker (or EOS) with helpers still
         running, or finished but not joined, waits for them, takes them in, and only then
         retires, so their work reaches whoever joins this worker (or the finisher)."""
         if not self._open(node) and not node.reserved:
             node.state = "done"
-            return [Retire(node.index, reason)]
+            return [Retire(node.index, reason, after)]
         node.closing = reason
         return self._join_or_pause(node)
 
@@ -190,18 +193,35 @@ class Controller:
         node = self.nodes[index]
         node.state = "done"
         parent = self.nodes.get(node.parent) if node.parent is not None else None
-        if parent is None or parent.state != "waiting" or not self._helpers_ended(parent):
+        if parent is None or parent.state != "waiting":
             return []
+        if not self._helpers_ended(parent):
+            return self._cut(parent)
         return self._join(parent)
+
+    def _cut(self, node: Node) -> list[Decision]:
+        """Once enough of a waiting worker's children have ended (the protocol says how many:
+        ParaThinker's first finish), the rest end where they are (reason "cut")."""
+        open_ = self._open(node)
+        ended = sum(self.nodes[c].state == "done" for c in open_)
+        if node.reserved or not self.protocol.enough(ended, len(open_)):
+            return []
+        return [Retire(c, "cut") for c in open_ if self.nodes[c].state != "done"]
 
     def _join(self, node: Node) -> list[Decision]:
         children = tuple(self._open(node))
         node.joined.update(children)
         if node.closing is not None:
             node.state = "done"
-            return [Resume(node.index, children, "", retire=node.closing)]
+            return [Resume(node.index, children, retire=node.closing)]
         node.state = "active"
-        return [Resume(node.index, children, self.protocol.join_head)]
+        return [Resume(node.index, children)]
+
+    def join(self, index: int, block: str, children: list[str]) -> Join:
+        """How worker `index` takes in the children of its `Resume`, from its current block's text
+        and theirs (the protocol's rule; a closing worker keeps everything and is fed nothing)."""
+        node = self.nodes[index]
+        return Join() if node.closing is not None else self.protocol.join(block, children, node.memo)
 
     def waiting(self) -> list[int]:
         return [n.index for n in self.nodes.values() if n.state == "waiting"]

@@ -42,7 +42,8 @@ class StepPlan:
     cos: torch.Tensor | None  # [T, G, D] extra query rotation per (token, page), a view of [G, T, D]; None: none
     sin: torch.Tensor | None
     pages: torch.Tensor  # [G] the arena pages attended to (what page_ids is, always as a tensor)
-    counts: torch.Tensor  # [T, G] visible keys of each page per token (always a prefix of the page)
+    counts: torch.Tensor  # [T, G] end of the visible keys of each page per token (exclusive)
+    firsts: torch.Tensor  # [T, G] first visible key of each page per token (0 but where a segment starts inside it)
     delta: torch.Tensor  # [T, G] query rotation per (token, page), in positions
     logits_index: torch.Tensor  # [F] flat index of each feed's last token
     dense: bool  # one fresh block sees only itself: plain causal attention
@@ -83,13 +84,15 @@ def build_plan(
     page_base = torch.tensor([i * P for _, _, i in page_list])
 
     # Per feed (row) and block (column): visible length and query rotation delta.
-    vis = torch.zeros(len(feeds), len(col), dtype=torch.long)
+    vis = torch.zeros(len(feeds), len(col), dtype=torch.long)  # end of the visible tokens
+    lo = torch.zeros(len(feeds), len(col), dtype=torch.long)  # first visible token
     delta = torch.zeros(len(feeds), len(col), dtype=torch.long)
     for r, f in enumerate(feeds):
         view = views[f.worker]
         for s in view.segments:
-            vis[r, col[s.block]] = s.length
-            delta[r, col[s.block]] = view.own_offset - s.offset
+            vis[r, col[s.block]] = s.start + s.length
+            lo[r, col[s.block]] = s.start
+            delta[r, col[s.block]] = view.own_offset - s.offset + s.start
 
     row = torch.tensor([r for r, f in enumerate(feeds) for _ in f.tokens])
     pos = torch.tensor([p for f in feeds for p in f.positions])
@@ -97,9 +100,11 @@ def build_plan(
     vis_t = vis[row]
     vis_t[torch.arange(T), own] = pos + 1  # causal inside the own block
     vis_tg = vis_t[:, page_col]  # [T, G]
+    lo_tg = lo[row][:, page_col]
     counts = (vis_tg - page_base).clamp_(0, P)
+    firsts = (lo_tg - page_base).clamp_(0, P)
     key_pos = page_base[None, :, None] + torch.arange(P)  # [1, G, P]
-    visible = key_pos < vis_tg[:, :, None]  # [T, G, P]
+    visible = (key_pos < vis_tg[:, :, None]) & (key_pos >= lo_tg[:, :, None])  # [T, G, P]
     bias = torch.zeros(T, G, P).masked_fill_(~visible, float("-inf"))
     bias = bias.permute(1, 0, 2)[:, None, :, None, :].contiguous()  # [G, 1, T, 1, P]
 
@@ -123,6 +128,7 @@ def build_plan(
         num_pages=G,
         pages=torch.tensor(pages),
         counts=counts,
+        firsts=firsts,
         delta=delta_tg,
         bias=bias,
         cos=cos,

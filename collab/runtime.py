@@ -66,6 +66,7 @@ class _Slot:
     reader: Detokenizer | None = None  # its text, decoded a few tokens at a time
     gen_start: int = 0  # index in worker.token_ids of the current block's first sampled token
     head_len: int = 0  # tokens before it in the current block (the header of a first block)
+    stop_at: tuple[int, str] | None = None  # (tokens sampled, reason): it stops once it has sampled that many
     keep_row: bool = False  # keep the logits at its last fed token (a search node that may fork)
     last_row: torch.Tensor | None = None  # [vocab] fp32: what its forks sample their first token from
 
@@ -131,11 +132,11 @@ class Run:
         self.freed: dict[int, list[int]] = {}  # block -> its tokens, for blocks freed during the run
         self.search = search(self) if search is not None else None  # a SearchRun (collab.search_run)
         for name, header in zip(encoded.names, encoded.headers):
-            self._add_worker(name, header, None, base=(), group=-1)
+            self._add_worker(name, header, None)
         self.t0 = time.perf_counter()
 
     # -- workers -------------------------------------------------------------------------------
-    def _add_worker(self, name, header, parent, base, group, budget=None, controlled=True) -> _Slot:
+    def _add_worker(self, name, header, parent, base=None, group=-1, budget=None, controlled=True) -> _Slot:
         index = len(self.slots)
         depth = 0 if parent is None else self.slots[parent].worker.depth + 1
         worker = Worker(index, name, header_ids=list(header), parent=parent, depth=depth, spawn_step=self.step)
@@ -143,7 +144,7 @@ class Run:
         worker.views = [] if self.options.output_logits else None
         block = self._open_block(index)
         worker.blocks.append(block)
-        base = base or (Segment(self.prompt_block, len(self.prompt), 0),)
+        base = (Segment(self.prompt_block, len(self.prompt), 0),) if base is None else base
         sampler = WorkerSampler.create(self.generation, self.processors, self.seed, index)
         slot = _Slot(worker, block, base, group, sampler, [], list(header), ready_step=self.step + 1, head_len=len(header))
         slot.budget = budget or self.options.max_new_tokens
@@ -339,6 +340,8 @@ class Run:
     def _sample(self, slots: list[_Slot], logits: torch.Tensor, views=None) -> StepUpdate:
         sampled = {}
         for s, row in zip(slots, logits):
+            if s.state == "done":  # cut earlier in this loop (a sibling's end ended it)
+                continue
             w = s.worker
             if w.logits is not None:
                 w.logits.append(row.detach().cpu().clone())
@@ -350,7 +353,11 @@ class Run:
             w.sample_steps.append(self.step)
             sampled[w.index] = token
             s.pending = [token]
-            if token in self.eos and not self.options.ignore_eos:
+            if s.stop_at is not None and len(w.token_ids) >= s.stop_at[0]:  # the token(s) kept after a done marker
+                if token in self.eos and not self.options.ignore_eos:
+                    s.pending = []
+                self._retire(s, s.stop_at[1])
+            elif token in self.eos and not self.options.ignore_eos:
                 s.pending = []
                 self._end(s, "eos")
             elif self.search is not None and self.search.ends_step(s):
@@ -484,11 +491,14 @@ class Run:
                 s = self.slots[d.worker]
                 s.state, s.flush = "waiting", bool(s.pending)
                 self.result.events.append(Event("wait", self.step, d.worker))
+            elif isinstance(d, ctl.Retire) and d.after:
+                s = self.slots[d.worker]
+                s.stop_at = (len(s.worker.token_ids) + d.after, d.reason)
             elif isinstance(d, ctl.Retire):
                 self._retire(self.slots[d.worker], d.reason)
             elif isinstance(d, ctl.Resume):
                 s = self.slots[d.parent]
-                s.join = (d.children, d.head, d.retire)
+                s.join = (d.children, d.retire)
                 if s.state == "active":  # joined at once (<wait> after its helpers finished)
                     s.state, s.flush = "waiting", bool(s.pending)
             elif isinstance(d, ctl.Note):
@@ -497,8 +507,8 @@ class Run:
     def _spawn(self, d: ctl.StartChildren) -> None:
         parent = self.slots[d.parent]
         protocol = self.adaptive.controller.protocol
-        base, ready = (), self.step + 1
-        if protocol.context == "fork":  # the parent's view up to and including the spawning marker
+        base, ready = self._fresh_base(), self.step + 1
+        if not d.fresh:  # the parent's view up to and including the spawning marker
             base = self.fork_base(parent, extra=len(parent.pending))
             ready += 1 if parent.pending else 0
         children = []
@@ -512,6 +522,11 @@ class Run:
             parent.worker.children.append(index)
             children.append(index)
         self.result.events.append(Event("spawn", self.step, d.parent, {"children": children, "heads": list(d.heads)}))
+
+    def _fresh_base(self) -> tuple[Segment, ...]:
+        """A fresh context: the prompt's BOS (its K/V are the same in any sequence), if it has one."""
+        bos = getattr(self.tokenizer, "bos_token_id", None)
+        return (Segment(self.prompt_block, 1, 0),) if bos is not None and self.prompt[:1] == [bos] else ()
 
     def _end(self, s: _Slot, reason: str) -> None:
         """A worker ended its own text: a controlled one goes through the controller, so helpers
@@ -540,44 +555,69 @@ class Run:
             self._apply(self.adaptive.controller.retired(s.worker.index))
 
     def _join(self, parent: _Slot) -> None:
-        """Place the joined children after the parent's block and start the parent's next block
-        (or retire it: a worker that wrote its done marker before its helpers ended)."""
-        children, head, retire = parent.join
-        overlap = self.adaptive.controller.protocol.layout == "overlap"
-        trail = list(parent.span(self.table))
-        start = end(trail)
-        widest = 0
+        """Take in the joined children as the protocol's engine does (`Join`): the kept part of
+        the parent's block, then the shown children's blocks, go into its trail (views only);
+        only the join's new text is fed, at the head of its next block. A worker that wrote its
+        done marker before its helpers ended takes them in whole and retires."""
+        children, retire = parent.join
+        controller = self.adaptive.controller
+        texts = [self.decode([t for seg in self.slots[c].span(self.table) for t in self.tokens[seg.block][: seg.length]]) for c in children]
+        join = controller.join(parent.worker.index, self.decode(self.tokens[parent.block]), texts)
+        kept, rest = self._kept(parent.block, join.keep)
+        trail = [*parent.trail, Segment(parent.block, kept, end(parent.trail))]
+        overlap, start = controller.protocol.layout == "overlap", end(trail)
+        shown = [c for i, c in enumerate(children) if join.show is None or join.show[i]]
         for c in children:
-            self.slots[c].absorbed = True
+            self.slots[c].absorbed = c in shown
+        for i, c in enumerate(children):
+            if c not in shown:
+                continue
             span = self.slots[c].span(self.table)
-            trail += [Segment(seg.block, seg.length, start + seg.offset) for seg in span if seg.length > 0]
-            width = end(span)
-            widest = max(widest, width)
+            skip = self._kept(span[0].block, join.skip[i])[0] if join.skip and join.skip[i] else 0
+            skip = min(skip, span[0].length)
+            # skipped tokens keep their place when paths overlap (their positions are the ones
+            # written); contiguous layouts pack what is shown
+            shift = 0 if overlap else skip
+            for seg in span:
+                first = skip if seg is span[0] else 0
+                trail.append(Segment(seg.block, seg.length - first, start + seg.offset + first - shift, seg.start + first))
             if not overlap:
-                start += width
+                start += end(span) - skip
         parent.trail = tuple(seg for seg in trail if seg.length > 0)
         parent.block = self._open_block(parent.worker.index)
         parent.worker.blocks.append(parent.block)
         parent.worker.join_steps.append(self.step)
-        self.result.events.append(Event("join", self.step, parent.worker.index, {"children": list(children)}))
+        self.result.events.append(Event("join", self.step, parent.worker.index, {"children": list(children), "shown": shown}))
         if retire is not None:
             self._retire(parent, retire)
             return
-        parent.gen_start, parent.head_len = len(parent.worker.token_ids), len(self.adaptive.encode(head))
-        parent.pending, parent.state, parent.join = self.adaptive.encode(head), "active", None
+        head = self.adaptive.encode(rest + join.text) if rest or join.text else []
+        parent.gen_start, parent.head_len = len(parent.worker.token_ids), len(head)
+        parent.pending, parent.state, parent.join = head, "active", None
         parent.ready_step = self.step
+
+    def _kept(self, block: int, keep: int | None) -> tuple[int, str]:
+        """The tokens of `block` whose text lies within its first `keep` characters, and the
+        characters of those `keep` that a token cut in two leaves over (fed again as text)."""
+        tokens = self.tokens[block]
+        if keep is None:
+            return len(tokens), ""
+        text, k = self.decode(tokens)[:keep], len(tokens)
+        while k and not text.startswith(self.decode(tokens[:k])):
+            k -= 1
+        return k, text[len(self.decode(tokens[:k])) :]
 
     def _add_finisher(self) -> None:
         """A last worker that sees every block (prompt, then each worker's blocks not already
         joined into another's, in worker order) and writes the final answer."""
-        live = [(seg.block, seg.length) for s in self.slots if not s.absorbed for seg in s.span(self.table)]
+        live = [seg for s in self.slots if not s.absorbed for seg in s.span(self.table)]
         if self.history is not None:
-            live.insert(0, (self.history, self.table.blocks[self.history].length))
+            live.insert(0, Segment(self.history, self.table.blocks[self.history].length, 0))
         base, offset = [Segment(self.prompt_block, len(self.prompt), 0)], len(self.prompt)
-        for block, length in live:
-            if length > 0:
-                base.append(Segment(block, length, offset))
-                offset += length
+        for seg in live:
+            if seg.length > 0:
+                base.append(Segment(seg.block, seg.length, offset, seg.start))
+                offset += seg.length
         finisher = self._add_worker(
             "Finisher", self.adaptive.finisher, None, tuple(base), _FINISHER_GROUP, budget=self.adaptive.finisher_tokens,
             controlled=False,

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class Segment:
     block: int  # block id
-    length: int  # tokens of the block visible (a prefix)
-    offset: int  # view position of the block's token 0
+    length: int  # tokens of the block visible: tokens start .. start + length - 1
+    offset: int  # view position of the block's token `start`
+    start: int = 0  # first visible token (a joining parent may skip a child's first tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,18 +67,18 @@ class WorkerState:
     def trail_span(self) -> int:
         return end(self.trail)
 
-    def live(self) -> list[tuple[int, int]]:
-        """(block, length) of what peers see of this worker: its trail blocks, then its current one."""
+    def live(self) -> list[tuple[int, int, int]]:
+        """(block, length, start) of what peers see of this worker: its trail, then its current block."""
         shown = self.length if self.shown is None else self.shown
-        return [(s.block, s.length) for s in self.trail] + [(self.block, shown)]
+        return [(s.block, s.length, s.start) for s in self.trail] + [(self.block, shown, 0)]
 
 
-def _stack(segments: list[tuple[int, int]], start: int) -> tuple[list[Segment], int]:
-    """Place (block, length) pairs one after another from `start`; drop empty ones."""
+def _stack(segments: list[tuple[int, int, int]], start: int) -> tuple[list[Segment], int]:
+    """Place (block, length, first token) triples one after another from `start`; drop empty ones."""
     out, offset = [], start
-    for block, length in segments:
+    for block, length, first in segments:
         if length > 0:
-            out.append(Segment(block, length, offset))
+            out.append(Segment(block, length, offset, first))
             offset += length
     return out, offset
 
@@ -95,7 +96,7 @@ def _view(w: WorkerState, peers: list[WorkerState], shared: Segment | None = Non
         head.append(Segment(shared.block, shared.length, start))
         start += shared.length
     stacked, start = _stack([pair for p in peers for pair in p.live() if pair[0] not in placed], start)
-    trail = [Segment(s.block, s.length, start + s.offset) for s in w.trail if s.length > 0]
+    trail = [Segment(s.block, s.length, start + s.offset, s.start) for s in w.trail if s.length > 0]
     return View((*head, *stacked, *trail), start + w.trail_span)
 
 

@@ -59,11 +59,12 @@ def blockwise_attention(q, k_pages, v_pages, plan, scale: float, attend_fn=None)
     attend_fn = attend_fn or (attend_flash if available() else attend)
     P = k_pages.shape[2]
     outs, lses = [], []
-    for g in range(plan.num_pages):  # counts give each token's visible prefix of the page
+    for g in range(plan.num_pages):  # firsts .. counts: each token's visible keys of the page
         page = int(plan.pages[g])
         cos, sin = rotation_tables(plan.delta[:, g], plan.inv_freq)  # [T, D]
         qr = rotate(q, cos[:, None], sin[:, None])[:, 0].to(q.dtype)
-        mask = torch.arange(P, device=q.device)[None, :] < plan.counts[:, g, None]  # [T, P]
+        keys = torch.arange(P, device=q.device)[None, :]
+        mask = (keys >= plan.firsts[:, g, None]) & (keys < plan.counts[:, g, None])  # [T, P]
         out, lse = attend_fn(qr, k_pages[page].transpose(0, 1), v_pages[page].transpose(0, 1), scale, mask)
         outs.append(out)
         lses.append(lse)

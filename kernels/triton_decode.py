@@ -4,7 +4,7 @@ One program per (token, KV head): the `rep` query heads that share the KV head a
 together, so each page's keys and values are loaded once for all of them. For every page the
 token may read, the query is rotated in registers by that page's position delta (a pure RoPE
 rotation: cos/sin of delta * inv_freq, no attention scaling), scored against the page's
-visible keys (a prefix of the page: `counts`), and folded into an online softmax. The result
+visible keys (`firsts` .. `counts` of the page), and folded into an online softmax. The result
 equals `reference.paged_attention` on the same plan.
 
 Runs on GPUs, and on CPU under TRITON_INTERPRET=1 (slow; for tests at small shapes).
@@ -19,7 +19,7 @@ import triton.language as tl
 
 @triton.jit
 def _decode_kernel(
-    q_ptr, k_ptr, v_ptr, out_ptr, pages_ptr, counts_ptr, delta_ptr, inv_freq_ptr,
+    q_ptr, k_ptr, v_ptr, out_ptr, pages_ptr, counts_ptr, firsts_ptr, delta_ptr, inv_freq_ptr,
     scale, G,
     sq_t, sq_h, sk_n, sk_h, sk_p, so_t, so_h, sc_t, sd_t,
     REP: tl.constexpr, REP_PAD: tl.constexpr, HALF: tl.constexpr, P: tl.constexpr,
@@ -42,7 +42,8 @@ def _decode_kernel(
     acc2 = tl.zeros([REP_PAD, HALF], tl.float32)
     for g in range(0, G):
         n = tl.load(counts_ptr + t * sc_t + g)
-        if n > 0:
+        f = tl.load(firsts_ptr + t * sc_t + g)
+        if n > f:
             page = tl.load(pages_ptr + g)
             delta = tl.load(delta_ptr + t * sd_t + g).to(tl.float32)
             angle = delta * inv_freq
@@ -52,7 +53,7 @@ def _decode_kernel(
             r2 = q2 * c + q1 * s
             k_base = k_ptr + page * sk_n + kvh * sk_h + p[:, None] * sk_p
             v_base = v_ptr + page * sk_n + kvh * sk_h + p[:, None] * sk_p
-            pmask = p < n
+            pmask = (p >= f) & (p < n)
             k1 = tl.load(k_base + d[None, :], mask=pmask[:, None], other=0.0).to(tl.float32)  # [P, HALF]
             k2 = tl.load(k_base + HALF + d[None, :], mask=pmask[:, None], other=0.0).to(tl.float32)
             scores = tl.sum(r1[:, None, :] * k1[None, :, :], axis=2) + tl.sum(r2[:, None, :] * k2[None, :, :], axis=2)
@@ -74,7 +75,7 @@ def _decode_kernel(
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
-def check(q: torch.Tensor, k_pages: torch.Tensor, v_pages: torch.Tensor, pages, counts, delta, inv_freq) -> None:
+def check(q: torch.Tensor, k_pages: torch.Tensor, v_pages: torch.Tensor, pages, counts, firsts, delta, inv_freq) -> None:
     """Shapes, dtypes and strides the kernel needs; the error says which path to use instead."""
     instead = "use attention='reference' (the PyTorch path) for this model"
     if q.dim() != 3 or k_pages.dim() != 4 or k_pages.shape != v_pages.shape:
@@ -93,23 +94,24 @@ def check(q: torch.Tensor, k_pages: torch.Tensor, v_pages: torch.Tensor, pages, 
     if q.stride(-1) != 1 or k_pages.stride(-1) != 1 or v_pages.stride() != k_pages.stride():
         raise ValueError("triton decode: q, k and v need unit stride in head_dim and k/v the same layout")
     G = pages.shape[0]
-    if counts.shape != (T, G) or delta.shape != (T, G) or inv_freq.shape != (half,):
-        raise ValueError(f"triton decode: counts/delta must be [{T}, {G}] and inv_freq [{half}]")
+    if counts.shape != (T, G) or firsts.shape != (T, G) or delta.shape != (T, G) or inv_freq.shape != (half,):
+        raise ValueError(f"triton decode: counts/firsts/delta must be [{T}, {G}] and inv_freq [{half}]")
 
 
-def decode_attention(q, k_pages, v_pages, pages, counts, delta, inv_freq, scale: float) -> torch.Tensor:
-    """q [T, H, D]; k/v pages [N, KVH, P, D]; pages [G] page ids; counts [T, G] visible keys of
-    each page per token (a prefix); delta [T, G] rotation per (token, page); inv_freq [D/2].
-    Returns [T, H, D]."""
-    check(q, k_pages, v_pages, pages, counts, delta, inv_freq)
+def decode_attention(q, k_pages, v_pages, pages, counts, firsts, delta, inv_freq, scale: float) -> torch.Tensor:
+    """q [T, H, D]; k/v pages [N, KVH, P, D]; pages [G] page ids; keys firsts[t, g] ..
+    counts[t, g] - 1 of each page are visible to each token ([T, G] each); delta [T, G] rotation
+    per (token, page); inv_freq [D/2]. Returns [T, H, D]."""
+    check(q, k_pages, v_pages, pages, counts, firsts, delta, inv_freq)
     T, H, D = q.shape
     KVH, P = k_pages.shape[1], k_pages.shape[2]
     rep = H // KVH
     out = torch.empty_like(q)
     counts = counts.to(torch.int32).contiguous()
+    firsts = firsts.to(torch.int32).contiguous()
     delta = delta.to(torch.int32).contiguous()
     _decode_kernel[(T, KVH)](
-        q, k_pages, v_pages, out, pages.to(torch.int32).contiguous(), counts, delta, inv_freq.float().contiguous(),
+        q, k_pages, v_pages, out, pages.to(torch.int32).contiguous(), counts, firsts, delta, inv_freq.float().contiguous(),
         scale, pages.shape[0],
         q.stride(0), q.stride(1), k_pages.stride(0), k_pages.stride(1), k_pages.stride(2), out.stride(0), out.stride(1),
         counts.stride(0), delta.stride(0),

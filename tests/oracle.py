@@ -135,7 +135,7 @@ def replay_trace(model, result) -> dict[tuple[int, int], torch.Tensor]:
             continue
         step, worker, block, first, tokens, segments, own_offset, _ = entry
         own = [(block, j) for j in range(first)]
-        keys = [(seg.block, j) for seg in segments for j in range(seg.length)]
+        keys = [(seg.block, seg.start + j) for seg in segments for j in range(seg.length)]
         where = [seg.offset + j for seg in segments for j in range(seg.length)] + [own_offset + j for j in range(first)]
         keys += own
         cache = DynamicCache(config=model.config)
@@ -206,7 +206,7 @@ def replay_joint(model, result) -> dict[tuple[int, int], torch.Tensor]:
                 continue
             tokens, ids, positions, contexts, ends = [], [], [], [], []
             for step, worker, block, first, fed, segments, own_offset, _ in group:
-                seen = [((seg.block, j), seg.offset + j) for seg in segments for j in range(seg.length)]
+                seen = [((seg.block, seg.start + j), seg.offset + j) for seg in segments for j in range(seg.length)]
                 for i, token in enumerate(fed):
                     own = [((block, j), own_offset + j) for j in range(first + i + 1)]
                     tokens.append(token), ids.append((block, first + i)), positions.append(own_offset + first + i)

@@ -35,7 +35,7 @@ def test_join_after_all_children_retire():
     c.add(1, 0), c.add(2, 0)
     assert c.retired(1) == []
     (resume,) = c.retired(2)
-    assert resume == Resume(0, (1, 2), "\n")
+    assert resume == Resume(0, (1, 2)) and c.join(0, "", ["a", "b"]).text == "\n"
 
 
 @pytest.mark.parametrize("name", ["multiverse", "threadweaver"])
@@ -45,9 +45,10 @@ def test_outline_formats_spawn_and_wait(name):
     c = make(name)
     d = feed(c, 0, text, 3)
     (start,) = [x for x in d if isinstance(x, StartChildren)]
-    assert start.heads == (f"<{tags[1]}>\n1:", f"<{tags[1]}>\n2:") and start.wait
+    assert start.heads == (f"\n<{tags[1]}>\n1:", f"\n<{tags[1]}>\n2:") and start.wait
     c.add(1, 0)
-    assert feed(c, 1, f" work\n</{tags[1]}>", 2)[-1] == Retire(1, f"done marker '</{tags[1]}>'")
+    after = 1 if name == "multiverse" else 0  # Multiverse's engine keeps one token after </Path>
+    assert feed(c, 1, f" work\n</{tags[1]}>", 2)[-1] == Retire(1, f"done marker '</{tags[1]}>'", after)
 
 
 def test_limits_hold_under_endless_spawning():
@@ -97,7 +98,7 @@ def test_malformed_markers_are_plain_text_and_an_event(text, reason):
     "name,text",
     [
         ("multiverse", "<Goal>no outlines</Goal>"),
-        ("multiverse", "<Goal><Goal><Outline>1: a</Outline></Goal>"),
+        ("multiverse", "<Goal><Outline>first: a</Outline></Goal>"),  # no id the engine reads
         ("threadweaver", "<Outlines></Outlines>"),
         ("apr", "<Calling Sub Searches>nothing<End Calling Sub Searches>"),
     ],

@@ -102,7 +102,7 @@ def test_every_preset_runs_end_to_end(smol, strategy):
     if strategy in ("hogwild", "adaptive"):
         assert r.finisher is not None and r.answer is not None
     if strategy == "parathinker":
-        assert [w.head for w in r.workers[1:]] == ["<think1>\n", "<think2>\n"] and r.workers[0].join_steps
+        assert [w.head for w in r.workers[1:]] == ["<think1>", "<think2>"] and r.workers[0].join_steps
 
 
 def test_a_pathlib_path_loads_like_its_string(smol):

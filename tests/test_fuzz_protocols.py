@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from collab import prompts
 from collab.controller import Controller, Limits, Note, Pause, Resume, Retire, StartChildren
-from collab.protocols import PROTOCOLS, Done, Malformed, Spawn, Wait
+from collab.protocols import PROTOCOLS, Done, Join, Malformed, Spawn, Wait
+from collab.protocols.apr import known_nodes, node_prompt
 from collab.protocols.base import MAX_OPEN_CHARS
 
 # Reproducible (the "collab" profile of conftest.py); each test runs in seconds on one CPU
@@ -46,11 +47,12 @@ MARKERS = {
         "</Parallel>", "<Outli",
     ],
     "apr": [
-        "<Calling Sub Searches>", "<End Calling Sub Searches>", "<Start Sub Search 0 at level 1> t\n",
-        "<Start Sub Search 12 at level 2>", "<End Sub Search>", "<Sub Searches Done>", "<Calling Sub",
-        "<Calling Sub Searches>\n<Start Sub Search 0 at level 1> a\n<Start Sub Search 1 at level 1> b\n<End Calling Sub Searches>",
+        "<Calling Sub Searches>", "<End Calling Sub Searches>", "<Start Sub Search 0 at level 1> Moving to Node #0,1\n",
+        "<Start Sub Search 12 at level 2>", "<Sub Searches>", "<End Sub Searches>", "<Calling Sub", "Moving to Node #0,9",
+        "<Calling Sub Searches>\n<Start Sub Search 0 at level 1> Moving to Node #0,0\n"
+        "<Start Sub Search 1 at level 1> Moving to Node #0,1\n<End Calling Sub Searches>",
     ],
-    "parathinker": ["<think1>", "</think1>", "</think>", "</think12>", "<summary>", "</thi", "</think2"],
+    "parathinker": ["<think1>", "</think1>", "</think>", "</think12>", "<summary>", "</summary>", "</thi", "</think2", "</summ"],
     "skeleton": ["1. a\n", "2) b\n", "10. c\n", " 3. d", "intro", "1.", "\n\n", "\n", "1. a\n2. b\n\n"],
 }
 
@@ -94,10 +96,16 @@ def cuts(n: int, sizes: list[int]) -> list[int]:
     return out
 
 
+# APR reads the numbers of the nodes its sub-searches start from in the worker's context.
+APR_CONTEXT = ("Moving to Node #0\nCurrent State: 9:[1, 2, 3], Operations: []\n"
+               "Generated Node #0,0: 9:[3, 3] Operation: 1+2=3\nGenerated Node #0,1: 9:[2, 2] Operation: 3-1=2\n")
+APR_NODES = known_nodes(APR_CONTEXT)
+
+
 def parse(protocol, text: str, ends: list[int], child: bool):
     """Scan `text` as it grows to each prefix in `ends`, as the controller does; check the
     cursor on the way and return every action."""
-    actions, cursor, memo = [], 0, {}
+    actions, cursor, memo = [], 0, {"prompt": APR_CONTEXT}
     for end in ends:
         found, new = protocol.scan(text[:end], cursor, child, memo)
         assert cursor <= new <= end, (cursor, new, end)
@@ -157,20 +165,21 @@ def _marker(draw, name: str, child: bool):
     if name in ("multiverse", "threadweaver"):
         outer, inner = ("Goal", "Path") if name == "multiverse" else ("Outlines", "Thread")
         if child and draw(st.booleans()):
-            return f"</{inner}>", [Done(f"</{inner}>")]
-        numbers = draw(st.lists(st.integers(1, 20), min_size=1, max_size=4))
+            return f"</{inner}>", [Done(f"</{inner}>", after=1 if name == "multiverse" else 0)]
+        numbers = draw(st.lists(st.sampled_from(["1", "2", "7", "20", "1.1", "2.3.1"]), min_size=1, max_size=4))
         outlines = "".join(f"<Outline>{i}: {draw(words)}</Outline>\n" for i in numbers)
-        return f"<{outer}>\n{outlines}</{outer}>", [Spawn(tuple(f"<{inner}>\n{i}:" for i in numbers), True)]
+        return f"<{outer}>\n{outlines}</{outer}>", [Spawn(tuple(f"\n<{inner}>\n{i}:" for i in numbers), True)]
     if name == "apr":
-        if child and draw(st.booleans()):
-            return "<End Sub Search>", [Done("<End Sub Search>")]
-        n = draw(st.integers(1, 4))
-        lines = [f"<Start Sub Search {i} at level {draw(st.integers(0, 3))}>{draw(words)}" for i in range(n)]
+        if child:  # sub-searches end at EOS and never nest: nothing in their text acts
+            return draw(st.sampled_from(["<End Calling Sub Searches>", "Goal Reached\n", "<Sub Searches>"])), []
+        ids = draw(st.lists(st.sampled_from(sorted(APR_NODES)), min_size=1, max_size=4))
+        lines = [f"<Start Sub Search {i} at level 1> Moving to Node #{node}" for i, node in enumerate(ids)]
         body = "".join(f"{line}\n" for line in lines)
-        return f"<Calling Sub Searches>\n{body}<End Calling Sub Searches>", [Spawn(tuple(l.strip() + "\n" for l in lines), True)]
+        heads = tuple(node_prompt(APR_NODES[node]) for node in ids)
+        return f"<Calling Sub Searches>\n{body}<End Calling Sub Searches>", [Spawn(heads, True, fresh=True)]
     if name == "parathinker":
         if not child:
-            return draw(words), []
+            return "</summary>", [Done("</summary>")]
         tag = f"</think{draw(st.sampled_from(['', '1', '7']))}>"
         return tag, [Done(tag)]
     if name == "skeleton":
@@ -196,7 +205,7 @@ class Drive:
 
     def __init__(self, data, name: str, limits: Limits, roots: int):
         self.data, self.name, self.limits, self.roots = data, name, limits, roots
-        self.c = Controller(PROTOCOLS[name](), limits)
+        self.c = Controller(PROTOCOLS[name](), limits, APR_CONTEXT)
         self.text: dict[int, str] = {}
         self.shown: dict[int, int] = {}
         self.retired: set[int] = set()  # told to the controller, as the runtime's _retire does
@@ -289,11 +298,12 @@ class Drive:
         assert d.children == unjoined, ("a join takes every unjoined child, in spawn order", d, unjoined)
         assert all(self.state(c) == "done" for c in d.children), ("joined a running child", d)
         self.joined.update(d.children)
+        join = self.c.join(d.parent, "", ["x"] * len(d.children))
         if d.retire is not None:  # its done marker came first: it retires once its helpers are in
-            assert d.head == "" and (d.retire.startswith("done marker") or d.retire == "eos"), d
+            assert join == Join() and (d.retire.startswith("done marker") or d.retire == "eos"), d
             self.retire(d.parent)
         else:
-            assert d.head == self.c.protocol.join_head
+            assert join.show is None or len(join.show) == len(d.children)
 
     # -- invariants ----------------------------------------------------------------------------
     def check(self) -> None:

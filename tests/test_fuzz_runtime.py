@@ -13,6 +13,8 @@ from oracle import check_trace
 from scripted import EOS, CharTokenizer, Script
 
 import collab
+from collab.protocols.apr import known_nodes, node_prompt
+from collab.protocols.parathinker import SUMMARY
 from collab import prompts
 from collab.views import end
 from conftest import tiny_model
@@ -63,28 +65,31 @@ def outlines(outer: str, inner: str, join: str):
         paths = []
         for i in (1, 2, 3, 7):
             nested = draw(one_of("", block([1]) + join))  # a path that opens paths of its own
-            paths.append(f"<{inner}>\n{i}:" + draw(junk) + nested + draw(junk) + draw(one_of(f"</{inner}>", "")))
+            paths.append(f"\n<{inner}>\n{i}:" + draw(junk) + nested + draw(junk) + draw(one_of(f"</{inner}>\n", f"</{inner}>", "")))
         return [root + draw(junk), *paths]
 
     return scripts()
 
 
+APR_NODES = "Moving to Node #0\nCurrent State: 9:[1, 2, 3], Operations: []\nGenerated Node #0,0: 9:[3, 3] Operation: 1+2=3\n"
+
+
 @st.composite
 def apr(draw):
-    root = ""
+    root = APR_NODES
     for _ in range(draw(one_of(1, 2))):
         n = draw(one_of(1, 2, 3))
-        call = "<Calling Sub Searches>\n" + "".join(f"<Start Sub Search {i} at level 1> s{i}\n" for i in range(n))
-        done = call + "<End Calling Sub Searches>\n<Sub Searches Done>\n"
-        root += draw(junk) + draw(one_of(done, done, "<Calling Sub Searches><End Calling Sub Searches>"))
-    children = [f"<Start Sub Search {i} at level 1> s{i}\n" + draw(junk) + draw(one_of("<End Sub Search>", "")) for i in range(3)]
+        call = "<Calling Sub Searches>\n" + "".join(f"<Start Sub Search {i} at level 1> Moving to Node #0,0\n" for i in range(n))
+        root += draw(junk) + draw(one_of(call + "<End Calling Sub Searches>", "<Calling Sub Searches><End Calling Sub Searches>"))
+    child = node_prompt(known_nodes(APR_NODES)["0,0"])
+    children = [child + draw(junk) + draw(one_of("Goal Reached\nGoal Reached\nx", "")) for _ in range(3)]
     return [root + draw(junk), *children]
 
 
 @st.composite
 def parathinker(draw):
-    paths = [f"<think{i}>\n" + draw(junk) + draw(one_of(f"</think{i}>", "", "</think>")) for i in range(1, 4)]
-    return ["<summary>\n" + draw(junk) + "ok", *paths]
+    paths = [f"<think{i}>" + draw(junk) + draw(one_of(f"</think{i}>", "", "</think>")) for i in range(1, 4)]
+    return [SUMMARY + draw(junk) + draw(one_of("ok</summary>", "ok")), *paths]
 
 
 @st.composite
@@ -105,7 +110,7 @@ SCRIPTS = {
     "plain": plain(),
     "markers": markers(),
     "multiverse": outlines("Goal", "Path", "<Conclusion>\n"),
-    "threadweaver": outlines("Outlines", "Thread", "</Parallel>\n"),
+    "threadweaver": outlines("Outlines", "Thread", "\n</Parallel>\n"),
     "apr": apr(),
     "parathinker": parathinker(),
     "skeleton": skeleton(),
@@ -113,7 +118,6 @@ SCRIPTS = {
 # A fork child's base holds its parent's live block, which "step"/"combined" free when the
 # parent's step moves into the history: see test_step_visibility_with_fork_children below.
 VISIBILITIES = {name: ["full", "none", "lag:1", "lag:3"] for name in SCRIPTS}
-VISIBILITIES["apr"] = ["full", "none", "lag:2", "step", "combined"]  # a sub-search starts from the prompt alone
 VISIBILITIES["plain"] = ["step", "combined", "full", "lag:1"]
 BUDGET = {name: 96 for name in SCRIPTS} | {"apr": 128, "plain": 48}  # tokens a root needs to reach its markers (APR's are long)
 # (max_concurrent, max_workers, max_depth): room to spawn and nest first, then tight corners.

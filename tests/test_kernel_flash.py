@@ -9,8 +9,9 @@ from collab.kernels import flash, paged_attention
 
 
 @pytest.mark.parametrize("workers,H,KVH,D,P", [(1, 2, 2, 8, 4), (3, 4, 2, 16, 8), (4, 9, 3, 16, 4)])
-def test_blockwise_merge_matches_reference(workers, H, KVH, D, P):
-    table, plan, inv_freq = random_step(workers, KVH, D, P, seed=workers + D)
+@pytest.mark.parametrize("skip", [False, True])
+def test_blockwise_merge_matches_reference(workers, H, KVH, D, P, skip):
+    table, plan, inv_freq = random_step(workers, KVH, D, P, seed=workers + D, skip=skip)
     g = torch.Generator().manual_seed(2)
     k = torch.randn(table.capacity, KVH, P, D, generator=g)
     v = torch.randn(table.capacity, KVH, P, D, generator=g)

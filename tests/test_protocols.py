@@ -6,13 +6,16 @@ from oracle import check_trace
 from scripted import CharTokenizer, Script
 
 import collab
+from collab.protocols.apr import APR
+from collab.protocols.parathinker import SUMMARY
+from collab.protocols.threadweaver import ThreadWeaver
 from collab.views import Segment
 from conftest import tiny_model
 
 PROMPT = "Q: add 1 and 2, then double.\n"
 
 
-def scripted_run(strategy, scripts, workers=1, context=512, **kw):
+def scripted_run(strategy, scripts, workers=1, context=2048, **kw):
     model = tiny_model(vocab_size=128, eos_token_id=3, max_position_embeddings=context)
     tok = CharTokenizer()
     kw = {"max_new_tokens": 200, "template": None, "output_logits": True, "seed": 0, **kw}
@@ -36,75 +39,131 @@ def check_exact_and_fed_once(model, result):
 ROOT_MV = "<Parallel>\n<Goal>\n<Outline>1: add</Outline>\n<Outline>2: double</Outline>\n</Goal>"
 MULTIVERSE = [
     ROOT_MV + "<Conclusion>\n6\n</Conclusion>\n</Parallel>",
-    "<Path>\n1: 1+2=3\n</Path>",
-    "<Path>\n2: 3*2=6\n</Path>",
+    "\n<Path>\n1: 1+2=3\n</Path>\n",
+    "\n<Path>\n2: 3*2=6\n</Path>\n",
 ]
 
 
-def test_multiverse_paths_overlap_and_the_conclusion_sees_them():
+def test_multiverse_paths_overlap_and_the_conclusion_sees_them_as_the_engine_merges():
     model, tok, r = scripted_run("multiverse", MULTIVERSE)
     root, p1, p2 = r.workers
-    assert [p1.head, p2.head] == ["<Path>\n1:", "<Path>\n2:"] and p1.parent == p2.parent == 0
-    assert text(tok, p1.header_ids + p1.token_ids).endswith("</Path>") and p1.finish_reason.startswith("done marker")
-    n = len(PROMPT)
-    goal = len(ROOT_MV)
+    assert [p1.head, p2.head] == ["\n<Path>\n1:", "\n<Path>\n2:"] and p1.parent == p2.parent == 0
+    for p in (p1, p2):  # one token kept after </Path>, as the engine keeps it
+        assert text(tok, p.header_ids + p.token_ids).endswith("</Path>\n") and p.finish_reason == "done marker '</Path>'"
+    n, goal = len(PROMPT), len(ROOT_MV)
     prefix = (Segment(0, n, 0), Segment(root.blocks[0], goal, n))  # the root's view up to </Goal>
     for path in (p1, p2):
         segments, block, own_offset = path.views[0]
         assert segments == prefix and own_offset == n + goal  # both paths at one position
     l1, l2 = (len(r.blocks[p.blocks[0]]) for p in (p1, p2))
-    segments, block, own_offset = root.views[-1]  # the conclusion
-    assert segments == (Segment(0, n, 0), Segment(root.blocks[0], goal, n), Segment(p1.blocks[0], l1, n + goal), Segment(p2.blocks[0], l2, n + goal))
+    segments, block, own_offset = root.views[-1]  # the conclusion: path 2 without its leading newline, where it was written
+    assert segments == prefix + (Segment(p1.blocks[0], l1, n + goal), Segment(p2.blocks[0], l2 - 1, n + goal + 1, 1))
     assert own_offset == n + goal + max(l1, l2) and block == root.blocks[1]
+    seen = "".join(text(tok, r.blocks[s.block][s.start : s.start + s.length]) for s in segments[1:])
+    assert seen == ROOT_MV + MULTIVERSE[1] + MULTIVERSE[2][1:]
     assert text(tok, r.blocks[root.blocks[1]]).startswith("<Conclusion>\n6")
     assert [e.kind for e in r.events].count("spawn") == 1 and [e.kind for e in r.events].count("join") == 1
     assert root.join_steps and root.finish_reason == "eos"
     check_exact_and_fed_once(model, r)
 
 
-def test_threadweaver_threads_are_contiguous_and_the_parent_continues_after_parallel():
+def test_multiverse_nested_ids_are_kept_dotted():
+    inner = "\n<Path>\n1: split <Goal>\n<Outline>1.1: a</Outline>\n<Outline>1.2: b</Outline>\n</Goal>"
+    scripts = [ROOT_MV[: ROOT_MV.index("<Outline>2")] + "</Goal><Conclusion>\nok", inner + "<Conclusion>\nab\n</Path>\n",
+               "\n<Path>\n1.1: a\n</Path>\n", "\n<Path>\n1.2: b\n</Path>\n"]
+    model, tok, r = scripted_run("multiverse", scripts)
+    assert [w.head for w in r.workers[2:]] == ["\n<Path>\n1.1:", "\n<Path>\n1.2:"] and r.workers[2].depth == 2
+    check_exact_and_fed_once(model, r)
+
+
+@pytest.mark.parametrize("mode, head", [("sft", "\n"), ("rl", "\n<Conclusion>\n")])
+def test_threadweaver_threads_are_contiguous_and_the_model_closes_the_block(mode, head):
     root_text = "<Parallel>\n<Outlines>\n<Outline>1: a</Outline>\n<Outline>2: b</Outline>\n</Outlines>"
-    scripts = [root_text + "</Parallel>\nso 6", "<Thread>\n1: x\n</Thread>", "<Thread>\n2: yy\n</Thread>"]
-    model, tok, r = scripted_run("threadweaver", scripts)
+    threads = ["\n<Thread>\n1: x\n</Thread>", "\n<Thread>\n2: yy\n</Thread>"]
+    scripts = [root_text + head + "</Parallel>\nso 6", *threads]
+    model, tok, r = scripted_run(None, scripts, protocol=ThreadWeaver(join=mode), workers=1)
     root, t1, t2 = r.workers
-    assert [t1.head, t2.head] == ["<Thread>\n1:", "<Thread>\n2:"]
+    assert [t1.head, t2.head] == ["\n<Thread>\n1:", "\n<Thread>\n2:"]
     n, goal = len(PROMPT), len(root_text)
     l1, l2 = (len(r.blocks[t.blocks[0]]) for t in (t1, t2))
     segments, block, own_offset = root.views[-1]
-    assert segments[-2:] == (Segment(t1.blocks[0], l1, n + goal), Segment(t2.blocks[0], l2, n + goal + l1))
-    assert own_offset == n + goal + l1 + l2
-    assert text(tok, r.blocks[root.blocks[1]]).startswith("</Parallel>\n")
+    assert segments[-2:] == (Segment(t1.blocks[0], l1, n + goal), Segment(t2.blocks[0], l2 - 1, n + goal + l1, 1))
+    assert own_offset == n + goal + l1 + l2 - 1
+    assert text(tok, r.blocks[root.blocks[1]]) == head + "</Parallel>\nso 6"
     check_exact_and_fed_once(model, r)
 
 
-def test_apr_children_see_only_the_prompt_and_their_line():
-    call = "<Calling Sub Searches>\n<Start Sub Search 0 at level 1> try 3\n<Start Sub Search 1 at level 1> try 4\n<End Calling Sub Searches>"
-    scripts = [call + "\n<Sub Searches Done>\nbest: 3", "<Start Sub Search 0 at level 1> try 3\nok<End Sub Search>",
-               "<Start Sub Search 1 at level 1> try 4\nno"]
-    model, tok, r = scripted_run("apr", scripts)
+def test_threadweaver_rl_drops_duplicate_outline_ids():
+    dup = "<Outlines>\n<Outline>1: a</Outline>\n<Outline>1: again</Outline>\n</Outlines>"
+    assert len(ThreadWeaver("rl").scan(dup, 0, False, {})[0][0].heads) == 1
+    assert len(ThreadWeaver("sft").scan(dup, 0, False, {})[0][0].heads) == 2
+    with pytest.raises(ValueError, match="choose 'sft'"):
+        ThreadWeaver("eval")
+
+
+APR_PROMPT = "Moving to Node #0\nCurrent State: 10:[2, 3, 5], Operations: []"
+APR_ROOT = ("\nExploring Operation: 2+3=5, Resulting Numbers: [5, 5]\nGenerated Node #0,0: 10:[5, 5] Operation: 2+3=5\n"
+            "Exploring Operation: 3-2=1, Resulting Numbers: [5, 1]\nGenerated Node #0,1: 10:[5, 1] Operation: 3-2=1\n"
+            "<Calling Sub Searches>\n<Start Sub Search 0 at level 1> Moving to Node #0,0\n"
+            "<Start Sub Search 1 at level 1> Moving to Node #0,1\n<End Calling Sub Searches>")
+APR_C0 = ("Moving to Node #0,0\nCurrent State: 10:[5, 5], Operations: ['2+3=5']\nExploring Operation: 5+5=10, "
+          "Resulting Numbers: [10]\n10,10 equal: Goal Reached\nMoving to Node #0,0\nCurrent State: 10:[5, 5], "
+          "Operations: ['2+3=5']\nExploring Operation: 5+5=10, Resulting Numbers: [10]\n10,10 equal: Goal Reached\n")
+APR_C1 = "Moving to Node #0,1\nCurrent State: 10:[5, 1], Operations: ['3-2=1']\nExploring Operation: 5*1=5\nNo solution found.\n"
+
+
+def test_apr_children_start_fresh_and_the_parent_resumes_from_the_result_lines():
+    results = ("<Sub Searches>\n<Goal Reached in Sub Search 0 at level 1 at Node #0,0>\n"
+               + APR_C0[APR_C0.index("Goal Reached") + 13 :].strip() + "\n"
+               "<No Solution in Sub Search 1 at level 1 at Node #0,1>\n<End Sub Searches>\n")
+    before = APR_ROOT[: APR_ROOT.index("<Calling Sub Searches>")]
+    model = tiny_model(vocab_size=128, eos_token_id=3, max_position_embeddings=2048)
+    tok = CharTokenizer()
+    tok.bos_token_id = 2
+    prompt = [2] + [ord(c) for c in APR_PROMPT]
+    r = collab.generate(model, prompt, tokenizer=tok, strategy="apr", template=None, max_new_tokens=400, seed=0,
+                        output_logits=True, logits_processor=[Script(len(prompt), [APR_ROOT + results + "10,10 equal: Goal Reached\n", APR_C0, APR_C1])])
     root, c0, c1 = r.workers
-    assert c0.head.startswith("<Start Sub Search 0 at level 1> try 3") and c1.head.startswith("<Start Sub Search 1")
-    for c in (c0, c1):
+    assert [c0.head, c1.head] == [APR_C0.split("\nExploring")[0], APR_C1.split("\nExploring")[0]]
+    for c in (c0, c1):  # a fresh context: the prompt's BOS, then the node's line
         segments, _, own_offset = c.views[0]
-        assert segments == (Segment(0, len(PROMPT), 0),) and own_offset == len(PROMPT)
-    assert c0.finish_reason.startswith("done marker") and c1.finish_reason == "eos"
-    segments, _, _ = root.views[-1]
-    assert {s.block for s in segments} >= {c0.blocks[0], c1.blocks[0]}
+        assert segments == (Segment(0, 1, 0),) and own_offset == 1 and c.finish_reason == "eos"
+    segments, block, own_offset = root.views[-1]
+    context = "".join(text(tok, r.blocks[s.block][s.start : s.start + s.length]) for s in segments)
+    context += text(tok, r.blocks[block][: len(results)])
+    assert context == "\x02" + APR_PROMPT + before + results  # what APR's engine re-prefills
+    assert c0.blocks[0] not in {s.block for s in segments}  # the children's traces are not in view
+    assert text(tok, r.blocks[block]) == results + "10,10 equal: Goal Reached\n"  # only the result lines were fed
     check_exact_and_fed_once(model, r)
 
 
-def test_parathinker_paths_start_together_and_the_summary_sees_all():
-    scripts = ["<summary>\nall agree: 6", "<think1>\na 6</think1>", "<think2>\nb 6</think2>", "<think3>\nc 6</think3>"]
+def test_apr_sub_search_at_an_unknown_node_is_malformed():
+    call = "<Calling Sub Searches>\n<Start Sub Search 0 at level 1> Moving to Node #0,7\n<End Calling Sub Searches>"
+    actions, _ = APR().scan(call, 0, False, {"prompt": APR_PROMPT})
+    assert len(actions) == 1 and "unknown node #0,7" in actions[0].reason
+
+
+def test_parathinker_first_finish_cuts_the_other_paths_and_the_summary_sees_all():
+    scripts = [SUMMARY + " 6.</summary>", "<think1>a 6</think1>", "<think2>b is 6 too, checked</think2>",
+               "<think3>c 6, and so on and so forth</think3>"]
     model, tok, r = scripted_run("parathinker", scripts, workers=3)
     root, *paths = r.workers
-    assert [p.head for p in paths] == ["<think1>\n", "<think2>\n", "<think3>\n"]
+    assert [p.head for p in paths] == ["<think1>", "<think2>", "<think3>"]
     assert all(p.views[0] == ((Segment(0, len(PROMPT), 0),), p.blocks[0], len(PROMPT)) for p in paths)
+    assert [p.finish_reason for p in paths] == ["done marker '</think1>'", "cut", "cut"]
     lengths = [len(r.blocks[p.blocks[0]]) for p in paths]
+    assert len(set(lengths)) == 1  # the paths advance together: each is cut at the first one's length
     segments, block, own_offset = root.views[0]  # the root's first token is the summary's
     assert segments[1:] == tuple(Segment(p.blocks[0], l, len(PROMPT)) for p, l in zip(paths, lengths))
     assert own_offset == len(PROMPT) + max(lengths)
-    assert root.token_ids and text(tok, r.blocks[root.blocks[-1]]).startswith("<summary>\nall agree")
+    assert text(tok, r.blocks[root.blocks[-1]]).startswith(SUMMARY + " 6")
+    assert root.finish_reason == "done marker '</summary>'"
     check_exact_and_fed_once(model, r)
+
+
+def test_parathinker_runs_at_most_eight_paths():
+    with pytest.raises(ValueError, match="at most 8 paths"):
+        collab.generate(tiny_model(), [1, 2, 3], template=None, strategy="parathinker", workers=9, tokenizer=CharTokenizer())
 
 
 def test_markers_helpers_run_beside_the_parent_and_join_on_wait():

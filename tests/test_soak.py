@@ -17,6 +17,7 @@ import pytest
 from scripted import EOS, CharTokenizer, Script
 
 import collab
+from collab.protocols.parallel_r1 import ParallelR1
 from conftest import tiny_model
 
 pytestmark = pytest.mark.soak
@@ -41,17 +42,17 @@ def page_bytes(model, page_size: int) -> int:
 
 
 def test_soak_short_runs_with_spawn_join_cycles_release_their_memory():
-    """125 ParaThinker runs on one model, 16 paths each: 2,000 spawn/done/join cycles through
+    """125 Parallel-R1 runs on one model, 16 paths each: 2,000 spawn/done/join cycles through
     the controller and the runtime. Every run reserves the same arena (nothing carried over
     from the runs before), and resident memory stays flat once the first runs have warmed up."""
     paths, runs = 16, 125
     model = tiny_model(vocab_size=128, eos_token_id=EOS)
     attention = model.config._attn_implementation
-    scripts = ["<summary>\nok"] + [f"<think{i}>\nx</think{i}>" for i in range(1, paths + 1)]
+    scripts = ["<Parallel></Parallel>\n<Summary>ok", "<Path>x</Path>"]
 
     def run():
         return collab.generate(
-            model, PROMPT, tokenizer=CharTokenizer(), template=None, strategy="parathinker", workers=paths,
+            model, PROMPT, tokenizer=CharTokenizer(), template=None, protocol=ParallelR1(paths=paths), workers=1,
             limits=collab.Limits(max_concurrent=paths, max_workers=paths + 1), max_new_tokens=16, page_size=4,
             seed=0, progress=False, logits_processor=[Script(len(PROMPT), scripts)],
         )

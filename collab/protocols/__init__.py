@@ -1,23 +1,27 @@
 """Marker protocols, selected by name. Pure Python, no torch."""
 
 from .apr import APR
-from .base import Action, Done, Malformed, Protocol, Spawn, Wait
+from .base import Action, Done, Join, Malformed, Protocol, Spawn, Wait
 from .markers import Markers
 from .multiverse import Multiverse
+from .parallel_r1 import ParallelR1
 from .parathinker import ParaThinker
 from .skeleton import Skeleton
 from .threadweaver import ThreadWeaver
 
 PROTOCOLS: dict[str, type[Protocol]] = {
-    p.name: p for p in (Markers, Multiverse, ThreadWeaver, APR, ParaThinker, Skeleton)
+    p.name: p for p in (Markers, Multiverse, ThreadWeaver, APR, ParaThinker, ParallelR1, Skeleton)
 }
 
 
-def resolve_protocol(name: str) -> Protocol:
+def resolve_protocol(name) -> Protocol:
+    """A protocol from its name, or a configured instance as is (e.g. `ThreadWeaver(join="rl")`)."""
+    if isinstance(name, Protocol):
+        return name
     if not isinstance(name, str) or name not in PROTOCOLS:
         valid = ", ".join(repr(k) for k in PROTOCOLS)
         raise ValueError(f"unknown protocol {name!r}; valid protocols are {valid}")
     return PROTOCOLS[name]()
 
 
-__all__ = ["Action", "Done", "Malformed", "PROTOCOLS", "Protocol", "Spawn", "Wait", "resolve_protocol"]
+__all__ = ["Action", "Done", "Join", "Malformed", "PROTOCOLS", "Protocol", "Spawn", "Wait", "resolve_protocol"]

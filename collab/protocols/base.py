@@ -11,6 +11,25 @@ from dataclasses import dataclass
 class Spawn:
     heads: tuple[str, ...]  # text at the head of each child's block, in order
     wait: bool  # the parent pauses until these children are done, then joins them
+    fresh: bool = False  # each child starts from a fresh context (the prompt's BOS, then its
+    # head; APR's sub-searches), not from its parent's view
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """How a parent takes in its children, as its reference engine builds the parent's context.
+
+    Text already in the cache is reached by views, never fed again: `keep` characters of the
+    parent's current block stay in its view (None: all of it), the children in `show` are placed
+    after it (None: every child), each without its first `skip` characters (rounded down to
+    whole tokens; Multiverse and ThreadWeaver drop the newline that heads every path after the
+    first), and only `text` is fed, at the head of the parent's next block.
+    """
+
+    text: str = ""
+    keep: int | None = None
+    show: tuple[bool, ...] | None = None
+    skip: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +40,7 @@ class Wait:
 @dataclass(frozen=True, slots=True)
 class Done:
     marker: str
+    after: int = 0  # tokens the worker still samples (and keeps) after the marker (Multiverse: 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,19 +59,28 @@ class Protocol:
     layout: where joined children sit in the parent's view: "contiguous" (one after another) or
         "overlap" (all at the position where the first starts, as Multiverse and ParaThinker
         train them); the parent continues after the longest.
-    context: what a child sees before its own block: "fork" (its parent's view up to and
-        including the spawning marker) or "prompt" (only the prompt, as APR's sub-searches).
     siblings_visible: children of one parent see each other's live blocks under "full".
-    join_head: text fed at the head of the parent's new block when it joins its children.
+    join_head: text fed at the head of the parent's new block when it joins its children (the
+        default `join`; protocols whose engines rebuild the parent's context override `join`).
     prompt: file in prompts/ that explains the format to an instruct model (system prompt).
     """
 
     name = "base"
     layout = "contiguous"
-    context = "fork"
     siblings_visible = False
     join_head = "\n"
     prompt: str | None = None
+    max_open: int | None = MAX_OPEN_CHARS  # characters an opened marker may stay unclosed (None: no bound)
+    limits: dict = {}  # default `Limits` fields for this format (what its trained models do)
+
+    def enough(self, ended: int, children: int) -> bool:
+        """Whether `ended` of a parent's `children` ending ends the rest (they are cut)."""
+        return ended >= children
+
+    def join(self, block: str, children: list[str], memo: dict) -> Join:
+        """The parent's context after a join, from the text of its current block (what it fed
+        and wrote since its last join) and each joined child's whole text (head included)."""
+        return Join(self.join_head)
 
     def start(self, workers: int) -> tuple[str, ...]:
         """Heads of children each root spawns before generating (ParaThinker's paths)."""
@@ -63,10 +92,12 @@ class Protocol:
         raise NotImplementedError
 
 
-def scan_tags(text: str, start: int, rules: list[tuple[re.Pattern, object]], opener: re.Pattern | None):
+def scan_tags(text: str, start: int, rules: list[tuple[re.Pattern, object]], opener: re.Pattern | None,
+              max_open: int | None = MAX_OPEN_CHARS):
     """Match `rules` (pattern, handler(match) -> list[Action]) left to right from `start`.
     `opener` is the start of a multi-part marker: once seen, scanning waits for its end; a marker
-    not closed within MAX_OPEN_CHARS of its opener is malformed."""
+    not closed within `max_open` characters of its opener is malformed (None: it may stay open)."""
+    max_open = float("inf") if max_open is None else max_open
     actions: list[Action] = []
     pos = start
     while True:
@@ -77,9 +108,9 @@ def scan_tags(text: str, start: int, rules: list[tuple[re.Pattern, object]], ope
             # Judged by where the close lands, not by how the text arrived: the same text gives
             # the same actions however it is split into tokens and steps.
             close = first[0].end() if first is not None and first[0].start() == o.start() else None
-            if close is None and len(text) - o.start() < MAX_OPEN_CHARS:
+            if close is None and len(text) - o.start() < max_open:
                 return actions, o.start()  # still open: look again when more text arrives
-            if close is None or close - o.start() > MAX_OPEN_CHARS:
+            if close is None or close - o.start() > max_open:
                 actions.append(Malformed(f"unclosed {o.group(0)!r} left as plain text"))
                 pos = o.end()
                 continue
@@ -96,10 +127,4 @@ def _safe_end(text: str, pos: int) -> int:
     return lt if lt != -1 and ">" not in text[lt:] else len(text)
 
 
-def numbered(items: list[str]) -> list[tuple[str, str]]:
-    """'1: do x' -> ('1', 'do x'); unnumbered items get their position."""
-    out = []
-    for i, item in enumerate(items, 1):
-        m = re.match(r"\s*(\d+)\s*[:.)]\s*(.*)", item, re.S)
-        out.append((m.group(1), m.group(2).strip()) if m else (str(i), item.strip()))
-    return out
+OUTLINE_ID = re.compile(r"<Outline>\s*([0-9]+(?:\.[0-9]+)*)\s*:")  # Multiverse's and ThreadWeaver's engines

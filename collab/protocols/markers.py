@@ -24,7 +24,6 @@ _DONE = re.compile(r"<done\s*/?>", re.I)
 class Markers(Protocol):
     name = "markers"
     layout = "contiguous"
-    context = "fork"
     siblings_visible = True
     join_head = "\n"
     prompt = "markers.md"

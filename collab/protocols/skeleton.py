@@ -18,7 +18,6 @@ _POINT = re.compile(r"^\s*(\d+)[.)]\s+(.+?)\s*$", re.M)
 class Skeleton(Protocol):
     name = "skeleton"
     layout = "contiguous"
-    context = "fork"
     siblings_visible = False
     join_head = "\nCombining the points above, the answer is:\n"
     prompt = "skeleton.md"
