@@ -85,6 +85,9 @@ class Node:
     memo: dict = field(default_factory=dict)
     closing: str | None = None  # done, waiting for its helpers to end first (the retire reason)
     reserved: int = 0  # children decided but not yet registered
+    keys: dict[str, int | None] = field(default_factory=dict)  # a protocol's child names -> index (None: not yet registered)
+    unnamed: list[str | None] = field(default_factory=list)  # names of decided children, in order, until registered
+    awaiting: tuple[str, ...] | None = None  # the named children a wait is for (None: all)
 
 
 class Controller:
@@ -99,8 +102,12 @@ class Controller:
         if parent is None:  # what a protocol that reads its worker's whole context starts from
             self.nodes[index].memo["prompt"] = self.prompt
         if parent is not None:
-            self.nodes[parent].children.append(index)
-            self.nodes[parent].reserved -= 1
+            node = self.nodes[parent]
+            node.children.append(index)
+            node.reserved -= 1
+            key = node.unnamed.pop(0) if node.unnamed else None
+            if key is not None:
+                node.keys[key] = index
 
     @property
     def reserved(self) -> int:
@@ -124,7 +131,7 @@ class Controller:
             if isinstance(action, Spawn):
                 out += self._spawn(node, action)
             elif isinstance(action, Wait):
-                out += self._wait(node)
+                out += self._wait(node, action.keys)
             elif isinstance(action, Done):
                 out += self._done(node, f"done marker {action.marker!r}", action.after)
             elif isinstance(action, Malformed):
@@ -137,6 +144,8 @@ class Controller:
 
     def _spawn(self, node: Node, action: Spawn) -> list[Decision]:
         lim = self.limits
+        if action.key is not None and action.key in node.keys:
+            return [Note("malformed", node.index, f"a second worker named {action.key!r}: not started")]
         if node.depth + 1 > lim.max_depth:
             return [Note("refused", node.index, f"nesting depth {node.depth + 1} exceeds limits.max_depth={lim.max_depth}")]
         room_total = lim.max_workers - len(self.nodes) - self.reserved
@@ -149,13 +158,22 @@ class Controller:
             out.append(Note("refused", node.index, f"{len(action.heads) - allowed} of {len(action.heads)} spawns refused: limits.{which}={value}"))
         if allowed:
             node.reserved += allowed
+            node.unnamed += [action.key] + [None] * (allowed - 1)
+            if action.key is not None:
+                node.keys[action.key] = None
             out.append(StartChildren(node.index, action.heads[:allowed], action.wait, action.fresh))
             if action.wait:
                 node.state = "waiting"
                 out.append(Pause(node.index))
         return out
 
-    def _wait(self, node: Node) -> list[Decision]:
+    def _wait(self, node: Node, keys: tuple[str, ...] | None = None) -> list[Decision]:
+        if keys is not None:
+            unknown = [k for k in keys if k not in node.keys or node.keys[k] in node.joined]
+            if unknown:
+                return [Note("malformed", node.index, f"join of {unknown[0]!r}: no such worker running or unjoined; ignored")]
+            node.awaiting = tuple(keys)
+            return self._join_or_pause(node)
         if not self._open(node) and not node.reserved:
             return [Note("malformed", node.index, "<wait> with no helpers running: ignored")]
         return self._join_or_pause(node)
@@ -172,13 +190,22 @@ class Controller:
         if not self._open(node) and not node.reserved:
             node.state = "done"
             return [Retire(node.index, reason, after)]
-        node.closing = reason
+        node.closing, node.awaiting = reason, None
         return self._join_or_pause(node)
 
     def _open(self, node: Node) -> list[int]:
         return [c for c in node.children if c not in node.joined]
 
+    def _awaited(self, node: Node) -> list[int]:
+        """The unjoined children a wait is for: the named ones, or all."""
+        if node.awaiting is None:
+            return self._open(node)
+        return [node.keys[k] for k in node.awaiting if node.keys[k] is not None and node.keys[k] not in node.joined]
+
     def _helpers_ended(self, node: Node) -> bool:
+        if node.awaiting is not None:
+            named = [node.keys[k] for k in node.awaiting]
+            return None not in named and all(self.nodes[c].state == "done" for c in named)
         return not node.reserved and all(self.nodes[c].state == "done" for c in self._open(node))
 
     def _join_or_pause(self, node: Node) -> list[Decision]:
@@ -202,15 +229,16 @@ class Controller:
     def _cut(self, node: Node) -> list[Decision]:
         """Once enough of a waiting worker's children have ended (the protocol says how many:
         ParaThinker's first finish), the rest end where they are (reason "cut")."""
-        open_ = self._open(node)
+        open_ = self._awaited(node)
         ended = sum(self.nodes[c].state == "done" for c in open_)
         if node.reserved or not self.protocol.enough(ended, len(open_)):
             return []
         return [Retire(c, "cut") for c in open_ if self.nodes[c].state != "done"]
 
     def _join(self, node: Node) -> list[Decision]:
-        children = tuple(self._open(node))
+        children = tuple(self._awaited(node))
         node.joined.update(children)
+        node.awaiting = None
         if node.closing is not None:
             node.state = "done"
             return [Resume(node.index, children, retire=node.closing)]

@@ -130,6 +130,7 @@ class Run:
         self.ended: str | None = None  # why the run stopped early, once it has
         self.capped = False  # the KV cap was reached
         self.freed: dict[int, list[int]] = {}  # block -> its tokens, for blocks freed during the run
+        self.cuts: list[int] | None = None  # cuts decided while a step samples, carried out at its end
         self.search = search(self) if search is not None else None  # a SearchRun (collab.search_run)
         for name, header in zip(encoded.names, encoded.headers):
             self._add_worker(name, header, None)
@@ -175,7 +176,8 @@ class Run:
         if self.search is not None:
             self.search.start(logits[0])
         first = [s for s in self.slots if not s.pending and s.state == "active"]
-        yield self._sample(first, logits.expand(len(first), -1))
+        prompt = View((Segment(self.prompt_block, len(self.prompt), 0),), len(self.prompt))  # what the prompt's last logits saw
+        yield self._sample(first, logits.expand(len(first), -1), {s.worker.index: prompt for s in first})
         yield from self._loop()
         if self.search is not None:
             yield from self.search.rounds()
@@ -339,9 +341,8 @@ class Run:
 
     def _sample(self, slots: list[_Slot], logits: torch.Tensor, views=None) -> StepUpdate:
         sampled = {}
+        self.cuts = []  # workers a sibling's end cuts (ParaThinker): cut once everyone has sampled
         for s, row in zip(slots, logits):
-            if s.state == "done":  # cut earlier in this loop (a sibling's end ended it)
-                continue
             w = s.worker
             if w.logits is not None:
                 w.logits.append(row.detach().cpu().clone())
@@ -367,6 +368,9 @@ class Run:
         self.result.stats.generated_tokens += len(sampled)
         if self.adaptive is not None and self.adaptive.controller is not None or self.history is not None:
             self._read_text(sampled)
+        cuts, self.cuts = self.cuts, None
+        for index in cuts:  # whoever ended by itself in this step keeps its own reason
+            self._retire(self.slots[index], "cut")
         return StepUpdate(self.step, sampled, self.result)
 
     # -- forks (search) ------------------------------------------------------------------------
@@ -491,6 +495,8 @@ class Run:
                 s = self.slots[d.worker]
                 s.state, s.flush = "waiting", bool(s.pending)
                 self.result.events.append(Event("wait", self.step, d.worker))
+            elif isinstance(d, ctl.Retire) and d.reason == "cut" and self.cuts is not None:
+                self.cuts.append(d.worker)
             elif isinstance(d, ctl.Retire) and d.after:
                 s = self.slots[d.worker]
                 s.stop_at = (len(s.worker.token_ids) + d.after, d.reason)

@@ -32,6 +32,8 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("apr", protocol="apr", system="apr.md", headers=False, single_root=True),
         Strategy("parathinker", protocol="parathinker", system="parathinker.md", headers=False, single_root=True),
         Strategy("parallel_r1", protocol="parallel_r1", system="parallel_r1.md", headers=False, single_root=True),
+        Strategy("asyncthink", protocol="asyncthink", system="asyncthink.md", headers=False, single_root=True),
+        Strategy("npr", protocol="npr", system="npr.md", headers=False, single_root=True),
         Strategy("tree_of_thoughts", visibility="none", system="search.md", headers=False, single_root=True, sample=True,
                  search="tree_of_thoughts"),
         Strategy("mcts", visibility="none", system="search.md", headers=False, single_root=True, sample=True, search="mcts"),

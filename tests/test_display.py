@@ -14,8 +14,8 @@ PROMPT = "Q: add 1 and 2, then double.\n"
 ROOT = "<Parallel>\n<Goal>\n<Outline>1: add</Outline>\n<Outline>2: double</Outline>\n</Goal>"
 MULTIVERSE = [
     ROOT + "<Conclusion>\nso <script>alert(1)</script> 6\n</Conclusion>\n</Parallel>",
-    "<Path>\n1: 1+2=3\n</Path>",
-    "<Path>\n2: 3*2=6\n</Path>",
+    "\n<Path>\n1: 1+2=3\n</Path>\n",
+    "\n<Path>\n2: 3*2=6\n</Path>\n",
 ]
 
 

@@ -53,6 +53,11 @@ MARKERS = {
         "<Start Sub Search 1 at level 1> Moving to Node #0,1\n<End Calling Sub Searches>",
     ],
     "parathinker": ["<think1>", "</think1>", "</think>", "</think12>", "<summary>", "</summary>", "</thi", "</think2", "</summ"],
+    "parallel_r1": ["<Parallel>", "</Parallel>", "<Path>", "</Path>", "<Summary>", "</Summary>", "<Paral", "</Pa"],
+    "asyncthink": ["<FORK1>a</FORK1>", "<FORK-2>b</FORK-2>", "<FORK1>", "</FORK1>", "<JOIN1>", "<JOIN-2>", "<JOIN9>",
+                   "<FORK3> </FORK3>", "<FO", "<JOI"],
+    "npr": ["<guideline>", "</guideline>", "<plan>1: a</plan>", "<plan>", "</plan>", "<step>", "</step>", "<takeaway>",
+            "<guideline>\n<plan>1: a</plan>\n<plan>2: b</plan>\n</guideline>", "</ste", "<guide"],
     "skeleton": ["1. a\n", "2) b\n", "10. c\n", " 3. d", "intro", "1.", "\n\n", "\n", "1. a\n2. b\n\n"],
 }
 
@@ -71,6 +76,7 @@ OPEN_CLOSE = {
     "multiverse": ("<Goal>", "</Goal>"),
     "threadweaver": ("<Outlines>", "</Outlines>"),
     "apr": ("<Calling Sub Searches>", "<End Calling Sub Searches>"),
+    "asyncthink": ("<FORK1>", "</FORK1>"),
 }
 
 
@@ -162,12 +168,13 @@ def _marker(draw, name: str, child: bool):
             task = draw(words)
             return f"<spawn>{task}</spawn>", [Spawn((prompts.load("markers_child.txt").format(task=task.strip()),), False)]
         return (f"<{kind}>", [Wait()] if kind == "wait" else [Done("<done>")])
-    if name in ("multiverse", "threadweaver"):
-        outer, inner = ("Goal", "Path") if name == "multiverse" else ("Outlines", "Thread")
+    if name in ("multiverse", "threadweaver", "npr"):
+        outer, inner, item = {"multiverse": ("Goal", "Path", "Outline"), "threadweaver": ("Outlines", "Thread", "Outline"),
+                              "npr": ("guideline", "step", "plan")}[name]
         if child and draw(st.booleans()):
-            return f"</{inner}>", [Done(f"</{inner}>", after=1 if name == "multiverse" else 0)]
+            return f"</{inner}>", [Done(f"</{inner}>", after=0 if name == "threadweaver" else 1)]
         numbers = draw(st.lists(st.sampled_from(["1", "2", "7", "20", "1.1", "2.3.1"]), min_size=1, max_size=4))
-        outlines = "".join(f"<Outline>{i}: {draw(words)}</Outline>\n" for i in numbers)
+        outlines = "".join(f"<{item}>{i}: {draw(words)}</{item}>\n" for i in numbers)
         return f"<{outer}>\n{outlines}</{outer}>", [Spawn(tuple(f"\n<{inner}>\n{i}:" for i in numbers), True)]
     if name == "apr":
         if child:  # sub-searches end at EOS and never nest: nothing in their text acts
@@ -182,6 +189,17 @@ def _marker(draw, name: str, child: bool):
             return "</summary>", [Done("</summary>")]
         tag = f"</think{draw(st.sampled_from(['', '1', '7']))}>"
         return tag, [Done(tag)]
+    if name == "parallel_r1":
+        if child:
+            return "</Path>", [Done("</Path>")]
+        return "<Parallel>", [Spawn(("<Path>", "<Path>"), True)]
+    if name == "asyncthink":
+        if child:  # workers end at EOS
+            return draw(st.sampled_from(["<FORK1>a</FORK1>", "<JOIN1>"])), []
+        key = draw(st.sampled_from(["1", "2", "17"]))
+        if draw(st.booleans()):
+            return f"<JOIN{key}>", [Wait((key,))]
+        return f"<FORK-{key}>{draw(words)}x</FORK-{key}>", [Spawn(("\n",), False, key=key)]
     if name == "skeleton":
         if child:
             return draw(words), []

@@ -51,9 +51,9 @@ def markers(draw):
     return [root, *children, "\nHelper task: u\n" + draw(junk) + draw(one_of("<done>", ""))]
 
 
-def outlines(outer: str, inner: str, join: str):
+def outlines(outer: str, inner: str, join: str, item: str = "Outline"):
     def block(numbers):  # compact: the parser needs no newlines, and budgets are small
-        return f"<{outer}>" + "".join(f"<Outline>{i}: o</Outline>" for i in numbers) + f"</{outer}>"
+        return f"<{outer}>" + "".join(f"<{item}>{i}: o</{item}>" for i in numbers) + f"</{outer}>"
 
     @st.composite
     def scripts(draw):
@@ -93,6 +93,22 @@ def parathinker(draw):
 
 
 @st.composite
+def parallel_r1(draw):
+    root = ""
+    for _ in range(draw(one_of(1, 2))):
+        root += draw(junk) + draw(one_of("<Parallel></Parallel>\n<Summary>s</Summary>", "<Paral"))
+    return [root + draw(junk), "<Path>" + draw(junk) + draw(one_of("</Path>", ""))]
+
+
+@st.composite
+def asyncthink(draw):
+    root = ""
+    for key in draw(st.lists(one_of("1", "2", "3"), min_size=1, max_size=3)):
+        root += draw(junk) + f"<FORK{key}>t{key}</FORK{key}>" + draw(junk) + draw(one_of(f"<JOIN{key}>\n", "", "<JOIN9>"))
+    return [root + draw(junk), "\n" + draw(junk)]
+
+
+@st.composite
 def skeleton(draw):
     points = draw(st.lists(one_of("add", "double", "check"), min_size=1, max_size=3))
     outline = "".join(f"{i}. {p}\n" for i, p in enumerate(points, 1)) + "\n"
@@ -113,6 +129,9 @@ SCRIPTS = {
     "threadweaver": outlines("Outlines", "Thread", "\n</Parallel>\n"),
     "apr": apr(),
     "parathinker": parathinker(),
+    "parallel_r1": parallel_r1(),
+    "asyncthink": asyncthink(),
+    "npr": outlines("guideline", "step", "<takeaway>\n", item="plan"),
     "skeleton": skeleton(),
 }
 # A fork child's base holds its parent's live block, which "step"/"combined" free when the

@@ -170,6 +170,11 @@ CASES = {
     "search-misuse": lambda: raised(ValueError, gen(search={"beam": 2})),
     "search-visibility": lambda: raised(ValueError, gen(strategy="mcts", tokenizer=CharTokenizer(), visibility="step")),
     "fork-step": lambda: raised(ValueError, gen(strategy="adaptive", tokenizer=CharTokenizer(), visibility="step")),
+    "paths-cap": lambda: raised(ValueError, gen(strategy="parathinker", tokenizer=CharTokenizer(), workers=9)),
+    "protocol-mode": lambda: raised(ValueError, lambda: collab.protocols.ThreadWeaver(join="eval")),
+    "async-join": lambda: events(collab.generate(
+        tiny_model(vocab_size=128, eos_token_id=3), "Q\n", tokenizer=CharTokenizer(), template=None, strategy="asyncthink",
+        seed=0, max_new_tokens=12, logits_processor=[Script(2, ["<JOIN3> ok"])]), "malformed"),
     "scorer-fails": lambda: events(collab.generate(
         tiny_model(vocab_size=128, eos_token_id=3), "Q\n", tokenizer=CharTokenizer(), template=None, strategy="mcts",
         seed=0, scorer=lambda t: 1 / 0, search={"branching": 2, "max_depth": 1, "step_tokens": 4}), "unscored"),

@@ -7,6 +7,8 @@ from scripted import CharTokenizer, Script
 
 import collab
 from collab.protocols.apr import APR
+from collab.protocols.asyncthink import AsyncThink
+from collab.protocols.npr import NPR
 from collab.protocols.parathinker import SUMMARY
 from collab.protocols.threadweaver import ThreadWeaver
 from collab.views import Segment
@@ -269,3 +271,66 @@ def test_unknown_strategy_lists_valid_ones():
 def test_best_of_n_needs_a_scorer():
     with pytest.raises(ValueError, match="needs scorer="):
         collab.generate(tiny_model(), [1, 2, 3], template=None, strategy="best_of_n")
+
+
+def test_asyncthink_joins_one_worker_while_the_others_run():
+    """The organizer forks two workers, keeps writing, joins worker 2 (done: at once) and then
+    worker 1 (still running: it waits for that one only)."""
+    root = "plan <FORK1>sum a long list</FORK1><FORK2>x</FORK2> meanwhile I think. <JOIN2>"
+    scripts = [root + "\ngot 2. <JOIN1>\nall in.", "\n" + "1 + " * 60 + "1 = 61.", "\n2 ok"]
+
+    class InOrder(Script):  # both workers start from the same head: each new one takes the next script
+        def __call__(self, input_ids, scores):
+            out = Script.__call__(self, input_ids, scores)
+            if input_ids.shape[1] == self.prompt_len + 1 and int(input_ids[0, -1]) == ord("\n"):  # a worker's first token
+                self.scripts = [self.scripts[0], *self.scripts[2:], self.scripts[1]]
+            return out
+
+    model = tiny_model(vocab_size=128, eos_token_id=3, max_position_embeddings=2048)
+    tok = CharTokenizer()
+    r = collab.generate(model, PROMPT, tokenizer=tok, strategy="asyncthink", template=None, max_new_tokens=400, seed=0,
+                        output_logits=True, logits_processor=[InOrder(len(PROMPT), scripts)])
+    org, w1, w2 = r.workers
+    assert [w1.head, w2.head] == ["\n", "\n"] and w1.finish_reason == w2.finish_reason == "eos"
+    n = len(PROMPT)
+    assert w1.views[0][0] == (Segment(0, n, 0), Segment(org.blocks[0], root.index("<FORK2>"), n))  # through </FORK1>
+    assert w1.spawn_step < w2.spawn_step < org.sample_steps[-1]
+    joins = [e for e in r.events if e.kind == "join"]
+    assert [e.info["children"] for e in joins] == [[w2.index], [w1.index]]  # one at a time, in the order asked
+    assert joins[0].step < w1.retire_step  # worker 2 joined while worker 1 still ran
+    waits = [e for e in r.events if e.kind == "wait" and e.worker == org.index]
+    assert len(waits) == 1 and waits[0].step > w2.retire_step  # only <JOIN1> had to wait
+    after_first = org.views[[s for s in org.sample_steps].index(next(s for s in org.sample_steps if s > joins[0].step))][0]
+    assert w2.blocks[0] in {s.block for s in after_first} and w1.blocks[0] not in {s.block for s in after_first}
+    assert {w1.blocks[0], w2.blocks[0]} <= {s.block for s in org.views[-1][0]}
+    assert text(tok, r.blocks[org.blocks[-1]]) == "\nall in."
+    check_exact_and_fed_once(model, r)
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("<JOIN3>", "join of '3'"),
+    ("<FORK1>a</FORK1><FORK1>b</FORK1>", "a second worker named '1'"),
+    ("<FORK1> </FORK1>", "empty"),
+])
+def test_asyncthink_malformed_forks_and_joins(text, reason):
+    from collab.controller import Controller, Limits
+    c = Controller(AsyncThink(), Limits(**AsyncThink.limits))
+    c.add(0, None)
+    notes = [d for d in c.observe(0, text) if getattr(d, "kind", None) == "malformed"]
+    assert notes and reason in notes[0].reason
+
+
+def test_npr_steps_run_apart_and_the_takeaway_reads_them():
+    guide = "<guideline>\n<plan>1: left</plan>\n<plan>2: right</plan>\n</guideline>"
+    scripts = [guide + "<takeaway>\nboth 3\n</takeaway>\n\\boxed{3}", "\n<step>\n1: l=3\n</step>\n", "\n<step>\n2: r=3\n</step>\n"]
+    model, tok, r = scripted_run("npr", scripts)
+    root, s1, s2 = r.workers
+    assert [s1.head, s2.head] == ["\n<step>\n1:", "\n<step>\n2:"]
+    assert all(s.finish_reason == "done marker '</step>'" and text(tok, s.header_ids + s.token_ids).endswith("</step>\n") for s in (s1, s2))
+    segments, block, _ = root.views[-1]
+    seen = "".join(text(tok, r.blocks[s.block][s.start : s.start + s.length]) for s in segments[1:])
+    assert seen == guide + scripts[1] + scripts[2][1:] and text(tok, r.blocks[block]).startswith("<takeaway>\n")
+    check_exact_and_fed_once(model, r)
+    many = "<guideline>" + "".join(f"<plan>{i}: p</plan>" for i in range(1, 7)) + "</guideline>"
+    (done,) = NPR().scan(many, 0, False, {})[0]
+    assert done.marker == "</guideline> with more than 5 plans"

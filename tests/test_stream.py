@@ -75,7 +75,7 @@ def test_spawn_join_done_and_answer_events_with_a_protocol():
     typed = [e for e in collab.stream(model, TEXT, tokenizer=CharTokenizer(), strategy="multiverse", template=None,
                                       max_new_tokens=200, seed=0, logits_processor=[Script(len(TEXT), MULTIVERSE)])
              if isinstance(e, ev.Spawn)]
-    assert typed[0].children == tuple(spawn.info["children"]) and typed[0].heads == ("<Path>\n1:", "<Path>\n2:")
+    assert typed[0].children == tuple(spawn.info["children"]) and typed[0].heads == ("\n<Path>\n1:", "\n<Path>\n2:")
     assert typed[0].names == ("Alice.1", "Alice.2")
 
 

@@ -1,16 +1,18 @@
 """Marker protocols, selected by name. Pure Python, no torch."""
 
 from .apr import APR
+from .asyncthink import AsyncThink
 from .base import Action, Done, Join, Malformed, Protocol, Spawn, Wait
 from .markers import Markers
 from .multiverse import Multiverse
+from .npr import NPR
 from .parallel_r1 import ParallelR1
 from .parathinker import ParaThinker
 from .skeleton import Skeleton
 from .threadweaver import ThreadWeaver
 
 PROTOCOLS: dict[str, type[Protocol]] = {
-    p.name: p for p in (Markers, Multiverse, ThreadWeaver, APR, ParaThinker, ParallelR1, Skeleton)
+    p.name: p for p in (Markers, Multiverse, ThreadWeaver, APR, ParaThinker, ParallelR1, AsyncThink, NPR, Skeleton)
 }
 
 
@@ -24,4 +26,7 @@ def resolve_protocol(name) -> Protocol:
     return PROTOCOLS[name]()
 
 
-__all__ = ["Action", "Done", "Join", "Malformed", "PROTOCOLS", "Protocol", "Spawn", "Wait", "resolve_protocol"]
+__all__ = [
+    "APR", "Action", "AsyncThink", "Done", "Join", "Malformed", "Markers", "Multiverse", "NPR", "PROTOCOLS", "ParaThinker",
+    "ParallelR1", "Protocol", "Skeleton", "Spawn", "ThreadWeaver", "Wait", "resolve_protocol",
+]

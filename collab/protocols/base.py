@@ -13,6 +13,7 @@ class Spawn:
     wait: bool  # the parent pauses until these children are done, then joins them
     fresh: bool = False  # each child starts from a fresh context (the prompt's BOS, then its
     # head; APR's sub-searches), not from its parent's view
+    key: str | None = None  # the protocol's name for a single child, so that a `Wait` can name it
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,10 @@ class Join:
 
 @dataclass(frozen=True, slots=True)
 class Wait:
-    """The parent pauses until all its children are done, then joins them."""
+    """The parent pauses until its children are done, then joins them: all of them, or only
+    those named in `keys` (an asynchronous join: the others keep running)."""
+
+    keys: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ class Multiverse(Protocol):
     outer = "Goal"  # the tag holding the outlines
     child = "Path"  # the tag of each child's block
     after = 1  # tokens a child keeps after its closing tag
+    id_pattern = OUTLINE_ID  # what the engine reads a child's id from
 
     def scan(self, text, start, child, memo):
         block = re.compile(rf"<{self.outer}>(.*?)</{self.outer}>", re.S)
@@ -46,9 +47,9 @@ class Multiverse(Protocol):
         body = m.group(1)
         if f"<{self.outer}>" in body:
             body = body[body.rindex(f"<{self.outer}>") + len(self.outer) + 2 :]  # the engine reads from the last one
-        ids = self.ids(OUTLINE_ID.findall(body))
+        ids = self.ids(self.id_pattern.findall(body))
         if not ids:
-            return [Malformed(f"<{self.outer}> without any '<Outline>id:' line: nothing started")]
+            return [Malformed(f"<{self.outer}> without any child id the engine reads: nothing started")]
         return [Spawn(tuple(f"\n<{self.child}>\n{i}:" for i in ids), wait=True)]
 
     def ids(self, found: list[str]) -> list[str]:
