@@ -88,6 +88,7 @@ class Node:
     keys: dict[str, int | None] = field(default_factory=dict)  # a protocol's child names -> index (None: not yet registered)
     unnamed: list[str | None] = field(default_factory=list)  # names of decided children, in order, until registered
     awaiting: tuple[str, ...] | None = None  # the named children a wait is for (None: all)
+    cut: set[int] = field(default_factory=set)  # children it has cut (each cut once)
 
 
 class Controller:
@@ -233,7 +234,9 @@ class Controller:
         ended = sum(self.nodes[c].state == "done" for c in open_)
         if node.reserved or not self.protocol.enough(ended, len(open_)):
             return []
-        return [Retire(c, "cut") for c in open_ if self.nodes[c].state != "done"]
+        cut = [c for c in open_ if self.nodes[c].state != "done" and c not in node.cut]
+        node.cut.update(cut)
+        return [Retire(c, "cut") for c in cut]
 
     def _join(self, node: Node) -> list[Decision]:
         children = tuple(self._awaited(node))
