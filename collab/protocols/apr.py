@@ -41,6 +41,7 @@ class APR(Protocol):
     layout = "contiguous"
     siblings_visible = False
     prompt = "apr.md"
+    limits = {"max_depth": 1, "max_concurrent": 64, "max_workers": 64}  # sub-searches never nest
 
     def scan(self, text, start, child, memo):
         if child:  # sub-searches end at EOS; APR never nests
