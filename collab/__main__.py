@@ -1,4 +1,4 @@
-"""Command line: `python -m collab "a question"` and `python -m collab bench`."""
+"""Command line: `python -m collab "a question"`, `python -m collab bench`, `ablate` and `train`."""
 
 from __future__ import annotations
 
@@ -24,7 +24,53 @@ def _generate_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--adapter", default=None, help='a LoRA adapter: "parallel" (shipped) or a peft adapter folder')
     return p
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m collab train",
+                                description="Teach a model a protocol's markers: LoRA SFT on solver-written traces.")
+    p.add_argument("--out", required=True, help="run folder: checkpoints, rows.jsonl, collab_train.json, adapter/")
+    p.add_argument("--model", default=None, help="base model (default: the embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--protocol", default="markers")
+    p.add_argument("--tasks", default="compound=300,countdown4=150,countdown3=50,simple=200",
+                   help="task=problems,... (tasks: countdown3, countdown4, compound, simple)")
+    p.add_argument("--traces", default="parallel", choices=["parallel", "sequential"])
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--rank", type=int, default=16)
+    p.add_argument("--save-steps", type=int, default=25)
+    p.add_argument("--max-tokens", type=int, default=768, help="longest example kept, in tokens")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fresh", action="store_true", help="start over instead of resuming from the last checkpoint")
+    return p
+
+
+def _tasks(spec: str) -> dict[str, int]:
+    out = {}
+    for item in spec.split(","):
+        name, _, n = item.partition("=")
+        if not n.isdigit():
+            raise ValueError(f"--tasks item {item!r}: write task=problems, e.g. compound=300")
+        out[name.strip()] = int(n)
+    return out
+
+
+def train_main(argv: list[str]) -> int:
+    from . import models
+    from .train import DataConfig, TrainConfig, train
+
+    args = _train_parser().parse_args(argv)
+    data = DataConfig(protocol=args.protocol, tasks=_tasks(args.tasks), traces=args.traces, seed=args.seed,
+                      max_tokens=args.max_tokens)
+    config = TrainConfig(data=data, steps=args.steps, batch=args.batch, lr=args.lr, rank=args.rank,
+                         save_steps=args.save_steps, seed=args.seed)  # validated before loading
+    model, tokenizer = models.load(args.model)
+    output = train(model, tokenizer, config, args.out, resume=not args.fresh)
+    print(f"trained {output.global_step} steps, final loss {output.training_loss:.4f}; adapter in {args.out}/adapter")
+    return 0
 
 
 def _bench_parser() -> argparse.ArgumentParser:
@@ -71,7 +117,10 @@ def generate_main(argv: list[str]) -> int:
     from . import api, models
 
     args = _generate_parser().parse_args(argv)
-    model, tokenizer = models.load(args.model)
+    adapter = args.adapter
+    if adapter is None and args.model is None and args.strategy == "adaptive" and models.has_adapter("parallel"):
+        adapter = "parallel"  # the default model taught to spawn with the markers protocol
+    model, tokenizer = models.load(args.model, adapter=adapter)
     result = api.generate(
         model,
         args.prompt,
@@ -124,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             return bench_main(argv[1:])
         if argv and argv[0] == "ablate":
             return ablate_main(argv[1:])
+        if argv and argv[0] == "train":
+            return train_main(argv[1:])
         return generate_main(argv)
     except (ValueError, TypeError, ModuleNotFoundError, FileNotFoundError) as exc:
         print(f"collab: error: {exc}", file=sys.stderr)

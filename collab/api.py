@@ -9,7 +9,7 @@ from . import answers, memory, prompts
 from .attention import resolve_backend
 from .config import RunOptions, check_workers
 from .controller import Controller, Limits
-from .models import load
+from .models import has_adapter, load
 from .partial import Interrupted, keeping_partial  # noqa: F401  (Interrupted: collab's public name)
 from .protocols import resolve_protocol
 from .result import Result
@@ -172,7 +172,10 @@ def _prepare(
     if logits_processor is not None and not all(callable(p) for p in logits_processor):
         raise TypeError("logits_processor must be a list of callables (transformers LogitsProcessor)")
     if model is None or isinstance(model, str):
-        loaded, loaded_tokenizer = load(model)
+        # the embedded default model, asked to spawn by the markers protocol, comes with the adapter
+        # that taught it to (`collab.load(adapter="parallel")`)
+        adapter = "parallel" if model is None and chosen is not None and chosen.name == "markers" and has_adapter("parallel") else None
+        loaded, loaded_tokenizer = load(model, adapter=adapter)
         model, tokenizer = loaded, tokenizer or loaded_tokenizer
     check_prompt(prompt, template, tokenizer)
     if options.policy.history and tokenizer is None:

@@ -63,8 +63,49 @@ def default_model_path() -> Path:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_cached(name: str, dtype: str | None):
-    return _load(name, dtype, None)
+def _load_cached(name: str, dtype: str | None, adapter: str | None = None):
+    model, tokenizer = _load(name, dtype, None)
+    return (with_adapter(model, adapter), tokenizer) if adapter else (model, tokenizer)
+
+
+ADAPTERS = Path(__file__).parent / "adapters"  # adapters shipped in the package, by name
+
+
+def has_adapter(name: str) -> bool:
+    return (ADAPTERS / name / "adapter_config.json").is_file()
+
+
+def adapter_path(adapter) -> Path:
+    """A shipped adapter's folder by name ("parallel"), or a folder holding a peft adapter."""
+    path = ADAPTERS / adapter if isinstance(adapter, str) and "/" not in adapter and (ADAPTERS / adapter).is_dir() else Path(adapter)
+    if not (path / "adapter_config.json").is_file():
+        shipped = sorted(p.name for p in ADAPTERS.iterdir() if p.is_dir()) if ADAPTERS.is_dir() else []
+        raise ValueError(f"adapter {os.fspath(adapter)!r} is neither a shipped adapter ({', '.join(map(repr, shipped)) or 'none'}) "
+                         "nor a folder with a peft adapter_config.json")
+    return path
+
+
+def with_adapter(model, adapter):
+    """`model` with a LoRA adapter merged into a copy of its weights (the caller's model is not
+    changed). Refuses an adapter trained for another base model, naming both."""
+    import copy
+    import json
+
+    from peft import PeftModel
+
+    path = adapter_path(adapter)
+    fingerprint = path / "collab_base.json"
+    if fingerprint.is_file():
+        want, c = json.loads(fingerprint.read_text()), model.config
+        have = {k: getattr(c, k, None) for k in want if k != "name"}
+        if any(want[k] != have[k] for k in have):
+            raise ValueError(f"adapter {os.fspath(adapter)!r} was trained for {want.get('name') or want}, not for this model "
+                             f"({getattr(c, '_name_or_path', '') or have}): load its base model")
+    try:
+        merged = PeftModel.from_pretrained(copy.deepcopy(model), str(path)).merge_and_unload()
+    except Exception as exc:  # a corrupt or foreign adapter: say which file
+        raise ValueError(f"adapter {os.fspath(adapter)!r} cannot be applied to this model: {exc}") from exc
+    return merged.eval()
 
 
 def _load(name: str, dtype: str | None, device_map):
@@ -77,11 +118,17 @@ def _load(name: str, dtype: str | None, device_map):
     return model.eval(), tokenizer
 
 
-def load(model: str | None = None, *, dtype: str | None = None, device_map=None):
-    """Load (model, tokenizer). `model=None` gives the embedded default model (fp32).
+def load(model: str | None = None, *, dtype: str | None = None, device_map=None, adapter=None):
+    """Load (model, tokenizer). `model=None` gives the embedded default model (fp32). `adapter`:
+    a shipped adapter's name ("parallel": the default model taught to spawn with the `markers`
+    protocol) or a folder holding a peft LoRA adapter, merged into the loaded weights.
 
     >>> model, tokenizer = load()  # doctest: +SKIP
+    >>> model, tokenizer = load(adapter="parallel")  # doctest: +SKIP
     """
+    if adapter is not None:
+        adapter = os.fspath(adapter)
+        adapter_path(adapter)  # a clear error before any loading
     if model is None:
         model, dtype = str(default_model_path()), dtype or "float32"
     if isinstance(model, os.PathLike):
@@ -91,5 +138,6 @@ def load(model: str | None = None, *, dtype: str | None = None, device_map=None)
     if model.startswith(("/", "./", "../", "~")) and not Path(model).expanduser().is_dir():
         raise ValueError(f"no model folder at {model!r}: pass an existing local folder, a hub id, or None for the embedded default")
     if device_map is None:
-        return _load_cached(model, dtype)  # notebooks: repeated calls reuse the loaded model
-    return _load(model, dtype, device_map)
+        return _load_cached(model, dtype, adapter)  # notebooks: repeated calls reuse the loaded model
+    loaded, tokenizer = _load(model, dtype, device_map)
+    return (with_adapter(loaded, adapter) if adapter else loaded), tokenizer

@@ -1,0 +1,76 @@
+"""The training set: task problems, their traces rendered in a protocol, each worker's examples
+on the views collab gives it (`views.examples`), as a `datasets.Dataset`.
+
+The prompt is the one `collab.generate` builds for the protocol's strategy preset (chat template,
+the preset's system prompt), so a trained model sees at inference what it was trained on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..strategies import STRATEGIES
+from ..tasks import TASKS, make, render
+from ..template import encode
+from .views import examples
+
+PRESET = {"markers": "adaptive"}  # the strategy that runs each protocol (others share its name)
+TRACES = ("parallel", "sequential")
+
+
+@dataclass(slots=True)
+class DataConfig:
+    protocol: str = "markers"
+    tasks: dict[str, int] = field(default_factory=lambda: {"compound": 300, "countdown4": 150, "countdown3": 50, "simple": 200})
+    traces: str = "parallel"  # or "sequential": the same problems, no forks (the baseline)
+    seed: int = 0
+    max_tokens: int = 768  # longest example kept (tokens); longer ones are dropped and counted
+
+    def __post_init__(self):
+        unknown = sorted(set(self.tasks) - set(TASKS))
+        if unknown:
+            raise ValueError(f"unknown task {unknown[0]!r}; valid tasks are {', '.join(repr(t) for t in sorted(TASKS))}")
+        if self.traces not in TRACES:
+            raise ValueError(f"traces={self.traces!r}: choose 'parallel' or 'sequential'")
+        strategy = PRESET.get(self.protocol, self.protocol)
+        if strategy not in STRATEGIES or STRATEGIES[strategy].protocol != self.protocol:
+            valid = sorted({s.protocol for s in STRATEGIES.values() if s.protocol})
+            raise ValueError(f"unknown protocol {self.protocol!r}; valid protocols are {', '.join(map(repr, valid))}")
+        if not isinstance(self.max_tokens, int) or self.max_tokens < 16:
+            raise ValueError(f"max_tokens={self.max_tokens!r}: give an int >= 16 (the longest example kept, in tokens)")
+
+
+def prompt_ids(question: str, tokenizer, protocol: str) -> list[int]:
+    """The prompt `collab.generate(..., strategy=<the protocol's preset>)` builds for `question`."""
+    preset = STRATEGIES[PRESET.get(protocol, protocol)]
+    return encode(question, "default", tokenizer, 1, system=preset.system, headers=preset.headers).prompt_ids
+
+
+def build(config: DataConfig, tokenizer, split: str = "train"):
+    """A `datasets.Dataset` of rows {input_ids, labels, position_ids, task, key, worker}."""
+    from datasets import Dataset
+
+    rows, dropped = [], 0
+    for offset, (task, n) in enumerate(sorted(config.tasks.items())):
+        for problem in make(task, n, seed=config.seed + 1000 * offset, split=split):
+            trace = problem.parallel if config.traces == "parallel" else problem.sequential
+            rendering = render(trace, config.protocol)
+            for e in examples(rendering, tokenizer, prompt_ids(problem.question, tokenizer, config.protocol),
+                              protocol=config.protocol, visibility="none"):
+                if len(e.input_ids) > config.max_tokens:
+                    dropped += 1
+                    continue
+                rows.append({"input_ids": e.input_ids, "labels": e.labels, "position_ids": e.position_ids,
+                             "task": task, "key": problem.key, "worker": e.worker})
+    data = Dataset.from_list(rows)
+    data.info.description = json.dumps({"config": asdict(config), "dropped": dropped})
+    return data
+
+
+def save_rows(data, path: Path) -> None:
+    """The rows as JSON lines, one example a line (kept beside a run to reproduce it)."""
+    with open(path, "w") as f:
+        for row in data:
+            f.write(json.dumps(row) + "\n")

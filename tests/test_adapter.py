@@ -1,0 +1,58 @@
+"""The shipped adapter (`collab.load(adapter="parallel")`): the default model taught by
+`python -m collab train` to spawn helpers with the markers protocol. Greedy, so deterministic:
+on held-out prompts written in other words than the task generators', it spawns on compound
+questions and not on simple ones, every helper it spawns is joined, and each token is stored once."""
+
+import pytest
+
+import collab
+
+pytestmark = pytest.mark.slow
+
+COMPOUND = [  # not the generators' phrasings
+    "I need three things: the product of 23 and 19, how many seconds are in 7 minutes, and the last letter of 'garden'. List them separated by commas.",
+    "Work out 345 + 678 and also 56 * 12, then add the two results.",
+    "A car drives at 50 km/h for 4 hours; separately, what is 14 * 14? Give both answers.",
+    "Tell me the number of vowels in 'orange' and the first letter of 'zebra'.",
+    "Please find 1000 - 387, convert 5 kilograms to grams, and compute 21 * 3. Report the sum of all three.",
+    "Two quick ones for you: 88 + 99 and 7 * 13. Answer with both numbers.",
+]
+SIMPLE = ["What is 48 + 17?", "How many centimeters are in 6 meters?", "What is the 2nd letter of 'apple'?", "Compute 9 * 8.",
+          "What is 250 - 75?", "How many minutes are in 3 hours?"]
+
+
+@pytest.fixture(scope="module")
+def adapted():
+    return collab.load(adapter="parallel")
+
+
+def run(adapted, prompt):
+    model, tokenizer = adapted
+    return collab.generate(model, prompt, tokenizer=tokenizer, strategy="adaptive", finisher=False, max_new_tokens=192,
+                           do_sample=False, progress=False)
+
+
+def test_it_spawns_on_compound_questions_and_not_on_simple_ones(adapted):
+    compound = [run(adapted, p) for p in COMPOUND]
+    simple = [run(adapted, p) for p in SIMPLE]
+    assert sum(len(r.workers) > 1 for r in compound) >= 2  # measured: 3 of 6 here (2 at 128 tokens: near-ties; README)
+    assert all(len(r.workers) == 1 for r in simple)
+    for r in compound + simple:
+        joined = {c for e in r.events if e.kind == "join" for c in e.info["children"]}
+        assert all(w.index in joined for w in r.workers[1:])
+        assert r.stats.tokens_fed == sum(len(t) for t in r.blocks.values())
+
+
+def test_the_adapter_is_merged_into_a_copy_and_the_base_model_is_untouched(adapted):
+    base, _ = collab.load()
+    model, _ = adapted
+    assert model is not base
+    q = base.model.layers[0].self_attn.q_proj.weight
+    assert not (model.model.layers[0].self_attn.q_proj.weight == q).all()
+    assert collab.load(adapter="parallel")[0] is model  # cached like the base model
+
+
+def test_the_default_model_with_the_adaptive_strategy_uses_it():
+    r = collab.generate(None, SIMPLE[0], strategy="adaptive", finisher=False, max_new_tokens=24, do_sample=False,
+                        progress=False)
+    assert "<done>" in r.workers[0].text or r.workers[0].finish_reason.startswith("done marker")

@@ -1,0 +1,83 @@
+"""The recipe on a tiny random model (seconds): LoRA SFT through the transformers Trainer on
+rendered traces, loss on sampled tokens only, checkpoints and resume, the config saved, the
+caller's model left as it was; adapters load merged, and foreign ones are refused."""
+
+import json
+
+import pytest
+import torch
+from test_train_views import Chars
+
+import collab
+from collab.train import DataConfig, TrainConfig, build, collate, train
+from collab.train.views import IGNORE
+from conftest import tiny_model
+
+pytest.importorskip("peft")
+
+
+class ChatChars(Chars):
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=True):
+        return "".join(f"[{m['role']}] {m['content']}\n" for m in messages) + "[assistant]"
+
+
+def small(**kw):
+    return DataConfig(tasks={"compound": 2, "simple": 1}, max_tokens=4096, **kw)
+
+
+def test_rows_train_only_what_workers_write():
+    data = build(small(), ChatChars())
+    assert len(data) >= 4 and set(data["task"]) == {"compound", "simple"}
+    for row in data:
+        labelled = [t for t, label in zip(row["input_ids"], row["labels"]) if label != IGNORE]
+        assert labelled and all(label in (t, IGNORE) for t, label in zip(row["input_ids"], row["labels"]))
+        text = "".join(chr(t) for t in labelled)
+        assert "Helper task:" not in text  # a helper's head is fed by collab, never trained
+    batch = collate([data[0], data[1]])
+    assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape
+    assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE).all()
+
+
+def test_a_few_steps_save_an_adapter_resume_and_leave_the_model_as_it_was(tmp_path):
+    model = tiny_model(vocab_size=128, eos_token_id=3, max_position_embeddings=4096)
+    before = {n: p.clone() for n, p in model.state_dict().items()}
+    config = TrainConfig(data=small(), steps=4, batch=2, save_steps=2, rank=4)
+    out = train(model, ChatChars(), config, tmp_path)
+    assert out.global_step == 4 and (tmp_path / "adapter" / "adapter_config.json").is_file()
+    saved = json.loads((tmp_path / "collab_train.json").read_text())
+    assert saved["train"]["steps"] == 4 and saved["examples"] > 0 and (tmp_path / "rows.jsonl").is_file()
+    assert {n: p for n, p in model.state_dict().items()}.keys() == before.keys()
+    assert all(torch.equal(before[n], p) for n, p in model.state_dict().items())  # no LoRA left, weights unchanged
+    # resume: a longer run picks up from the last checkpoint instead of starting over
+    again = train(model, ChatChars(), TrainConfig(data=small(), steps=6, batch=2, save_steps=2, rank=4), tmp_path)
+    assert again.global_step == 6
+    merged = collab.models.with_adapter(model, tmp_path / "adapter")
+    assert any(not torch.equal(before[n], p) for n, p in merged.state_dict().items())  # the adapter changed a copy
+    assert all(torch.equal(before[n], p) for n, p in model.state_dict().items())
+
+
+def test_a_foreign_or_corrupt_adapter_is_refused(tmp_path):
+    model = tiny_model(vocab_size=128, eos_token_id=3)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "adapter_config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="cannot be applied to this model"):
+        collab.models.with_adapter(model, tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "adapter_config.json").write_text("{}")
+    (tmp_path / "b" / "collab_base.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 576,
+                                                                  "num_hidden_layers": 30, "vocab_size": 49152,
+                                                                  "name": "SmolLM2-135M-Instruct"}))
+    with pytest.raises(ValueError, match="was trained for SmolLM2-135M-Instruct, not for this model"):
+        collab.models.with_adapter(model, tmp_path / "b")
+    with pytest.raises(ValueError, match="neither a shipped adapter"):
+        collab.load(adapter=tmp_path / "missing")
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(tasks={"sudoku": 3}), "unknown task 'sudoku'; valid tasks are"),
+    (dict(protocol="xml"), "unknown protocol 'xml'; valid protocols are"),
+    (dict(traces="both"), "choose 'parallel' or 'sequential'"),
+])
+def test_bad_training_options_are_refused_before_any_compute(bad, match):
+    with pytest.raises(ValueError, match=match):
+        DataConfig(**bad)
