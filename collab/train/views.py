@@ -7,8 +7,7 @@ step, in view order, with the view's position ids: the parent's prefix, its own 
 where visible, joined children as the join shows them, the fed join text, then its own tokens.
 Consecutive samples of one worker whose view only grew by its own tokens share one example. The
 loss is on the worker's sampled tokens only: never on heads, join texts or anything collab feeds.
-
-    >>> # examples(rendering, tokenizer, prompt_ids) -> list[Example]   (see tests/test_train_views.py)
+`tests/test_train_views.py` checks every example against what a real run materializes.
 """
 
 from __future__ import annotations
