@@ -35,7 +35,7 @@ def run(adapted, prompt):
 def test_it_spawns_on_compound_questions_and_not_on_simple_ones(adapted):
     compound = [run(adapted, p) for p in COMPOUND]
     simple = [run(adapted, p) for p in SIMPLE]
-    assert sum(len(r.workers) > 1 for r in compound) >= 2  # measured: 3 of 6 here (2 at 128 tokens: near-ties; README)
+    assert sum(len(r.workers) > 1 for r in compound) >= 2  # measured: 3 of 6 (README); decisions can sit near a tie
     assert all(len(r.workers) == 1 for r in simple)
     for r in compound + simple:
         joined = {c for e in r.events if e.kind == "join" for c in e.info["children"]}
