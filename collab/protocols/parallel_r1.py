@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from .base import Done, Join, Protocol, Spawn, scan_tags
+from .base import Done, Protocol, Spawn, scan_tags
 
 _OPEN = re.compile(r"<Parallel>")
 _END = re.compile(r"</Path>")
@@ -43,6 +43,3 @@ class ParallelR1(Protocol):
         if child:
             return scan_tags(text, start, [(_END, lambda m: [Done(m.group(0))])], None)
         return scan_tags(text, start, [(_OPEN, lambda m: [Spawn(("<Path>",) * self.paths, wait=True)])], None)
-
-    def join(self, block, children, memo):
-        return Join(self.join_head)
