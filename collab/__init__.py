@@ -21,6 +21,7 @@ from .controller import Limits
 from .search import SearchOptions, SearchTree
 from .protocols import PROTOCOLS
 from .strategies import STRATEGIES
+from .evaluation import run as eval  # noqa: A001  (collab.eval: the evaluation harness)
 
 __all__ = [
     "Event",
@@ -40,6 +41,7 @@ __all__ = [
     "UnsupportedModelError",
     "VISIBILITIES",
     "Worker",
+    "eval",
     "events",
     "generate",
     "stream",

@@ -1,4 +1,4 @@
-"""Command line: `python -m collab "a question"`, `python -m collab bench`, `ablate` and `train`."""
+"""Command line: `python -m collab "a question"`, `python -m collab bench`, `eval`, `ablate` and `train`."""
 
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", default="compound=300,countdown4=150,countdown3=50,simple=200",
                    help="task=problems,... (tasks: countdown3, countdown4, compound, simple)")
     p.add_argument("--traces", default="parallel", choices=["parallel", "sequential"])
+    p.add_argument("--trace-file", default=None, help="a JSONL of your own traces (collab.tasks.files), trained besides --tasks")
     p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--epochs", type=float, default=None, help="passes over the data (sets the steps; overrides --steps)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--rank", type=int, default=16)
@@ -63,9 +65,9 @@ def train_main(argv: list[str]) -> int:
     from .train import DataConfig, TrainConfig, train
 
     args = _train_parser().parse_args(argv)
-    data = DataConfig(protocol=args.protocol, tasks=_tasks(args.tasks), traces=args.traces, seed=args.seed,
-                      max_tokens=args.max_tokens)
-    config = TrainConfig(data=data, steps=args.steps, batch=args.batch, lr=args.lr, rank=args.rank,
+    data = DataConfig(protocol=args.protocol, tasks=_tasks(args.tasks) if args.tasks else {}, traces=args.traces,
+                      seed=args.seed, max_tokens=args.max_tokens, file=args.trace_file)
+    config = TrainConfig(data=data, steps=args.steps, epochs=args.epochs, batch=args.batch, lr=args.lr, rank=args.rank,
                          save_steps=args.save_steps, seed=args.seed)  # validated before loading
     model, tokenizer = models.load(args.model)
     output = train(model, tokenizer, config, args.out, resume=not args.fresh)
@@ -100,6 +102,70 @@ def _ablate_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _eval_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m collab eval",
+        description="Arms (models x strategies x visibility x workers x budgets x samples x siblings) x tasks x seeds.")
+    p.add_argument("--tasks", default="tasks:countdown4=10,compound=10,simple=10",
+                   help="'tasks:NAME=N,...[@split]' (collab's generators, held-out split), 'builtin', a JSONL file or hf:NAME[:SPLIT]")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N tasks")
+    p.add_argument("--task-seed", type=int, default=0, help="seed of the generated problems")
+    p.add_argument("--models", nargs="+", default=["default"],
+                   help="NAME=MODEL[+ADAPTER] (MODEL: 'default' for the embedded model, a hub id or folder; "
+                        "ADAPTER: 'parallel' or a peft folder), or just MODEL")
+    p.add_argument("--strategy", nargs="+", default=["adaptive"])
+    p.add_argument("--visibility", nargs="+", default=["full"])
+    p.add_argument("--workers", type=int, nargs="+", default=[1])
+    p.add_argument("--budgets", type=int, nargs="+", default=[256], help="new tokens per worker (the per-thread limit)")
+    p.add_argument("--samples", type=int, nargs="+", default=[1], help="> 1: sampled runs voted (self-consistency)")
+    p.add_argument("--siblings", nargs="+", default=["trained"], choices=["trained", "on", "off"],
+                   help="markers helpers see each other's live work (adaptive strategy)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--sample", action="store_true", help="sample (temperature 0.7) instead of greedy decoding")
+    p.add_argument("--finisher", choices=["preset", "on", "off"], default="off",
+                   help="a final-answer pass: as the strategy preset says, or forced")
+    p.add_argument("--max-minutes", type=float, default=60.0, help="refuse a grid estimated to run longer (see --yes)")
+    p.add_argument("--yes", action="store_true", help="run even when the estimate is over --max-minutes")
+    p.add_argument("--out", default="eval", help="output folder (runs.jsonl, summary.csv, plots)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _model_specs(specs: list[str]) -> dict[str, tuple[str | None, str | None]]:
+    out = {}
+    for spec in specs:
+        name, eq, rest = spec.partition("=")
+        name, rest = (name, rest) if eq else (spec, spec)
+        model, _, adapter = rest.partition("+")
+        if not name or not model:
+            raise ValueError(f"--models item {spec!r}: write NAME=MODEL[+ADAPTER], e.g. par=default+parallel")
+        if name in out:
+            raise ValueError(f"--models: the name {name!r} is given twice")
+        out[name] = (None if model == "default" else model, adapter or None)
+    return out
+
+
+def eval_main(argv: list[str]) -> int:
+    from . import evaluation, models
+
+    args = _eval_parser().parse_args(argv)
+    specs = _model_specs(args.models)
+    finisher = {"preset": None, "on": True, "off": False}[args.finisher]
+    arms = evaluation.grid(list(specs), args.strategy, args.visibility, args.workers, args.budgets, args.samples,
+                           args.siblings, args.sample, finisher)
+    for arm in arms:  # validated before loading
+        arm.check(specs)
+    tasks = evaluation.load_tasks(args.tasks, args.limit, seed=args.task_seed)
+    for model, adapter in specs.values():
+        if adapter is not None:
+            models.adapter_path(adapter)
+    loaded = {name: models.load(model, adapter=adapter) for name, (model, adapter) in specs.items()}
+    evaluation.run(loaded, tasks, arms, args.out, seeds=args.seeds, progress=not args.no_progress,
+                   max_minutes=args.max_minutes, yes=args.yes)
+    print(f"wrote {args.out}/runs.jsonl, summary.csv and the plots")
+    return 0
+
+
 def ablate_main(argv: list[str]) -> int:
     from . import ablate, models
 
@@ -121,22 +187,33 @@ def generate_main(argv: list[str]) -> int:
     if adapter is None and args.model is None and args.strategy == "adaptive" and models.has_adapter("parallel"):
         adapter = "parallel"  # the default model taught to spawn with the markers protocol
     model, tokenizer = models.load(args.model, adapter=adapter)
-    result = api.generate(
-        model,
-        args.prompt,
-        tokenizer=tokenizer,
-        workers=args.workers,
-        visibility=args.visibility,
-        strategy=args.strategy,
-        template=None if args.raw else "default",
-        max_new_tokens=args.max_new_tokens,
-        do_sample=args.sample or None,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        top_k=args.top_k,
-        seed=args.seed,
-        progress=not args.no_progress,
-    )
+    try:
+        result = api.generate(
+            model,
+            args.prompt,
+            tokenizer=tokenizer,
+            workers=args.workers,
+            visibility=args.visibility,
+            strategy=args.strategy,
+            template=None if args.raw else "default",
+            max_new_tokens=args.max_new_tokens,
+            do_sample=args.sample or None,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            top_k=args.top_k,
+            seed=args.seed,
+            progress=not args.no_progress,
+        )
+    except api.Interrupted as stop:  # Ctrl-C: what each worker wrote so far, marked, exit 130
+        show(stop.result)
+        print("--- interrupted: the run stopped early; above is what each worker wrote", file=sys.stderr)
+        return 130
+    show(result)
+    return 0
+
+
+def show(result) -> None:
+    """Each worker's text, the answer and the stats, as the command line prints a run."""
     for worker in result.workers:
         parent = f", child of {result.workers[worker.parent].name}" if worker.parent is not None else ""
         print(f"=== {worker.name} ({len(worker.token_ids)} tokens, {worker.finish_reason}{parent})")
@@ -149,8 +226,8 @@ def generate_main(argv: list[str]) -> int:
         f"--- {len(result.workers)} workers, {s.generated_tokens} tokens in {s.wall_time_s:.1f} s "
         f"({s.tokens_per_s:.1f} tok/s), {s.forward_passes} forward passes, "
         f"{s.kv_tokens} KV tokens ({s.kv_bytes / 2**20:.1f} MiB), seed {result.seed}"
+        + ("" if result.complete else ", partial (interrupted)")
     )
-    return 0
 
 
 def bench_main(argv: list[str]) -> int:
@@ -173,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             return bench_main(argv[1:])
         if argv and argv[0] == "ablate":
             return ablate_main(argv[1:])
+        if argv and argv[0] == "eval":
+            return eval_main(argv[1:])
         if argv and argv[0] == "train":
             return train_main(argv[1:])
         return generate_main(argv)

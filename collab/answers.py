@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import re
 from collections import Counter
 
@@ -92,8 +94,11 @@ def majority(answers: list[str | None]) -> str | None:
 
 
 def score(scorer, arg) -> float:
-    """`scorer(arg)` as a float; a bool, a non-number or NaN is refused with a TypeError."""
-    value = scorer(arg)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise TypeError(f"scorer must return a number, got {value!r}")
+    """`scorer(arg)` as a float (numpy and torch scalars count as the numbers they hold); a
+    bool, a non-number, NaN or an infinity is refused with a TypeError."""
+    from .options import _number
+
+    value = _number(scorer(arg))
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TypeError(f"scorer must return a finite number, got {value!r}")
     return float(value)

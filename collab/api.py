@@ -9,7 +9,8 @@ from . import answers, memory, prompts
 from .attention import resolve_backend
 from .config import RunOptions, check_workers
 from .controller import Controller, Limits
-from .models import has_adapter, load
+from .models import has_adapter, load, trained_protocol
+from .options import normalize
 from .partial import Interrupted, keeping_partial  # noqa: F401  (Interrupted: collab's public name)
 from .protocols import resolve_protocol
 from .result import Result
@@ -19,8 +20,8 @@ from .search_run import SearchRun, SelfJudge
 from .stream import Stream
 from .sampling import draw_seed, resolve_config
 from .strategies import resolve_strategy
-from .support import check_model
-from .template import check_prompt, encode
+from .support import check_model, uncompiled
+from .template import check_prompt, check_token_ids, check_tokenizer, encode
 
 
 def generate(
@@ -88,7 +89,8 @@ def stream(model=None, prompt: str | list = "", **options) -> "Stream":
     """Run like `generate`, as an iterator of typed events (`collab.events`): token deltas per
     worker, spawns, joins, done workers, the final answer and the stats, so a UI can render live.
 
-    Takes the same options as `generate` (progress is off unless asked for). Closing the
+    Takes the same options as `generate`, honoured alike (`callback` after every step, the
+    progress bar on stderr when `progress=True`; it is off unless asked for). Closing the
     stream (`close()`, leaving a `with` block) stops the run between two steps and keeps what
     was generated on `.result`; the model is routed through collab only while a step runs.
 
@@ -122,14 +124,19 @@ class _Job:
             return self.conclude(self.run.execute())
 
 
-def _prepare(
+def _prepare(**options) -> "_Job":
+    """Every option through the one validation layer (`collab.options`), then the run."""
+    return _build(**normalize(options))
+
+
+def _build(
     *, model, prompt, tokenizer, workers, visibility, template, strategy, protocol, limits, finisher,
     finisher_tokens, scorer, search, answer, max_new_tokens, do_sample, temperature, top_p, top_k,
     repetition_penalty, seed, ignore_eos, output_logits, logits_processor, callback, progress,
     page_size, attention, step_end, kv_cap,
 ) -> _Job:
-    """Validate every option (before any compute) and build the run. Takes `generate`'s options
-    by keyword (an option added there and not here fails at once)."""
+    """Resolve the options (before any compute) and build the run. Takes `generate`'s options by
+    keyword (an option added there and not here fails at once)."""
     check_workers(workers)
     preset = resolve_strategy(strategy)
     chosen = resolve_protocol(protocol or preset.protocol) if (protocol or preset.protocol) else None
@@ -177,6 +184,9 @@ def _prepare(
         adapter = "parallel" if model is None and chosen is not None and chosen.name == "markers" and has_adapter("parallel") else None
         loaded, loaded_tokenizer = load(model, adapter=adapter)
         model, tokenizer = loaded, tokenizer or loaded_tokenizer
+    chosen = trained_protocol(model, protocol or preset.protocol) or chosen
+    model = uncompiled(model)
+    check_tokenizer(tokenizer)
     check_prompt(prompt, template, tokenizer)
     if options.policy.history and tokenizer is None:
         raise ValueError(f"visibility {options.visibility!r} needs a tokenizer to find the ends of reasoning steps: pass tokenizer=...")
@@ -188,6 +198,7 @@ def _prepare(
     if not encoded.prompt_ids:
         raise ValueError("the prompt tokenizes to no tokens: pass a non-empty prompt")
     check_model(model, options.longest_view(len(encoded.prompt_ids), [len(h) for h in encoded.headers]))
+    check_token_ids(encoded.prompt_ids, model)
     options.attention = resolve_backend(attention, model)
     need = _estimate(model, encoded, options, chosen, limits, use_finisher, finisher_tokens, search_options)
     memory.check(need, cap, memory.available(model), _knobs(chosen, search_options))

@@ -17,6 +17,9 @@ def check_workers(workers) -> None:
         raise ValueError(f"workers must be between 1 and {MAX_WORKERS}, got {workers}")
 
 
+MAX_PAGE_SIZE = 4096  # tokens per KV page: past this a page is mostly empty for any block
+
+
 @dataclass(slots=True)
 class RunOptions:
     workers: int = 2
@@ -38,8 +41,9 @@ class RunOptions:
             raise TypeError(f"max_new_tokens must be an int, got {self.max_new_tokens!r}")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be a positive number of tokens, got {self.max_new_tokens}")
-        if not isinstance(self.page_size, int) or self.page_size < 1:
-            raise ValueError(f"page_size must be a positive int, got {self.page_size!r}")
+        if isinstance(self.page_size, bool) or not isinstance(self.page_size, int) or not 1 <= self.page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be an int from 1 to {MAX_PAGE_SIZE} (tokens per KV page; 64 suits most runs), "
+                             f"got {self.page_size!r}")
         if self.callback is not None and not callable(self.callback):
             raise TypeError(f"callback must be callable, got {self.callback!r}")
         if self.step_end is not None and not callable(self.step_end):

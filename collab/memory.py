@@ -51,10 +51,13 @@ class Estimate:
 
 
 def estimate(model, prompt: int, headers: list[int], max_new_tokens: int, spawned: int = 0,
-             spawned_tokens: int = 0, extra: int = 0, extra_what: str = "", page_size: int = 1) -> Estimate:
+             spawned_tokens: int = 0, extra: int = 0, extra_what: str = "", page_size: int = 1,
+             blocks: int | None = None) -> Estimate:
     """The worst case: the prompt, every root's header and budget, every worker the limits let
-    the controller spawn with its budget, and `extra` (the finisher, or a search's tokens). The
-    prompt's bytes are its whole pages: what the arena holds whatever the budgets."""
+    the controller spawn with its budget, and `extra` (the finisher, or a search's tokens), in
+    whole pages: each of the run's `blocks` (default: the prompt, the roots, each spawned worker
+    and the block its parent continues in after the join, the extra) may leave its last page
+    part empty. The prompt's bytes are its whole pages: what the arena holds whatever the budgets."""
     roots = sum(headers) + len(headers) * max_new_tokens
     tokens = prompt + roots + spawned * spawned_tokens + extra
     parts = [f"prompt {prompt}", f"{len(headers)} worker(s) x {max_new_tokens} + headers"]
@@ -62,9 +65,14 @@ def estimate(model, prompt: int, headers: list[int], max_new_tokens: int, spawne
         parts.append(f"up to {spawned} spawned x {spawned_tokens}")
     if extra:
         parts.append(f"{extra_what} {extra}")
+    if blocks is None:
+        blocks = 1 + len(headers) + 2 * spawned + (1 if extra else 0)
+    slack = blocks * (page_size - 1)  # the most a page-rounded arena holds beyond the tokens
+    if slack:
+        parts.append(f"up to {slack} in part-filled pages of {page_size}")
     per_token = bytes_per_token(model)
     prompt_pages = -(-prompt // page_size)
-    return Estimate(tokens, tokens * per_token, prompt_pages * page_size * per_token, ", ".join(parts))
+    return Estimate(tokens + slack, (tokens + slack) * per_token, prompt_pages * page_size * per_token, ", ".join(parts))
 
 
 def available(model) -> int | None:

@@ -105,7 +105,24 @@ def with_adapter(model, adapter):
         merged = PeftModel.from_pretrained(copy.deepcopy(model), str(path)).merge_and_unload()
     except Exception as exc:  # a corrupt or foreign adapter: say which file
         raise ValueError(f"adapter {os.fspath(adapter)!r} cannot be applied to this model: {exc}") from exc
+    views = path / VIEWS
+    if views.is_file():  # the views it was trained on: a protocol named by a strategy runs with them
+        merged.collab_views = json.loads(views.read_text())
     return merged.eval()
+
+
+VIEWS = "collab_views.json"  # beside an adapter: {"protocol": ..., "siblings": ...}, what collab.train taught it on
+
+
+def trained_protocol(model, protocol):
+    """`protocol` as the model's adapter was trained to see it (markers helpers blind to their
+    siblings, say), when `protocol` came by name; an instance the caller configured stays as is."""
+    views = getattr(model, "collab_views", None)
+    if not isinstance(protocol, str) or not isinstance(views, dict) or views.get("protocol") != protocol:
+        return None
+    from .protocols import Markers
+
+    return Markers(siblings=bool(views.get("siblings", True))) if protocol == "markers" else None
 
 
 def _load(name: str, dtype: str | None, device_map):

@@ -11,7 +11,10 @@ callback loses nothing already generated.
 
 from __future__ import annotations
 
+import inspect
+import threading
 import time
+import weakref
 from bisect import bisect_left
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -78,13 +81,39 @@ class _Slot:
 
 @contextmanager
 def attached(model):
-    """Route the model's attention through collab for the duration of a run, then restore it."""
-    previous = model.config._attn_implementation
-    model.set_attn_implementation(ATTENTION)
-    try:
-        yield
-    finally:
-        model.set_attn_implementation(previous)
+    """Route the model's attention through collab while a run computes, then restore it. Runs
+    on one model from several threads take turns (a lock per model, re-entrant for the thread
+    that holds it), so each sees the model as it left it and the last one out restores it."""
+    with _lock(model):
+        previous = model.config._attn_implementation
+        model.set_attn_implementation(ATTENTION)
+        try:
+            yield
+        finally:
+            model.set_attn_implementation(previous)
+
+
+def cache_keyword(model) -> str:
+    """The name the model's forward takes its cache by: `cache` in current transformers (5.24 on),
+    `past_key_values` before it (now deprecated there)."""
+    kind = type(model)
+    if kind not in _CACHE_KEYWORD:
+        params = inspect.signature(kind.forward).parameters
+        _CACHE_KEYWORD[kind] = "cache" if "cache" in params else "past_key_values"
+    return _CACHE_KEYWORD[kind]
+
+
+_CACHE_KEYWORD: dict = {}
+_LOCKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_LOCKS_LOCK = threading.Lock()
+
+
+def _lock(model) -> threading.RLock:
+    with _LOCKS_LOCK:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.RLock()
+        return lock
 
 
 @dataclass(slots=True)
@@ -193,7 +222,7 @@ class Run:
 
     def execute(self) -> Result:
         """Run to the end: the callback and the progress bar see every step."""
-        progress = _progress(self.options)
+        progress = progress_bar(self.options)
         try:
             with self.computing():
                 for update in self.steps():
@@ -328,7 +357,7 @@ class Run:
         out = self.model(
             input_ids=plan.input_ids.to(device),
             position_ids=plan.position_ids.to(device),
-            past_key_values=self.cache,
+            **{cache_keyword(self.model): self.cache},
             use_cache=True,
             logits_to_keep=plan.logits_index.to(device),
             collab_plan=plan,
@@ -670,7 +699,7 @@ def _eos_ids(model, tokenizer) -> set[int]:
     return ids
 
 
-def _progress(options: RunOptions):
+def progress_bar(options: RunOptions):
     from tqdm.auto import tqdm
 
     total = options.workers * options.max_new_tokens

@@ -64,6 +64,24 @@ def build_processors(config: GenerationConfig, user: list | None) -> LogitsProce
     return out
 
 
+class ProcessorError(ValueError):
+    """A logits processor returned something a token cannot be drawn from."""
+
+
+def _checked(processor, scores, shape) -> torch.Tensor:
+    name = getattr(processor, "__name__", None) or type(processor).__name__
+    if not isinstance(scores, torch.Tensor):
+        raise ProcessorError(f"logits processor {name} returned {type(scores).__name__}, not the scores: "
+                             "return a tensor of the scores' shape (processors may edit scores in place and return them)")
+    if scores.shape != shape:
+        raise ProcessorError(f"logits processor {name} returned scores of shape {tuple(scores.shape)}, "
+                             f"not {tuple(shape)}: keep one row of vocabulary scores")
+    if torch.isnan(scores).any() or not (scores > float("-inf")).any():
+        raise ProcessorError(f"logits processor {name} left no token to draw (NaN, or every score -inf): "
+                             "leave at least one finite score")
+    return scores
+
+
 def draw_seed() -> int:
     return random.SystemRandom().randrange(2**62)
 
@@ -86,7 +104,13 @@ class WorkerSampler:
     def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> int:
         """input_ids [1, L] (prompt + own tokens; None when there are no processors to read
         them), logits [1, V] fp32 -> next token id."""
-        scores = self.processors(input_ids, logits) if self.processors else logits
+        scores = logits
+        if self.processors:
+            # a row of its own: rows may be shared (the prompt's last row, a fork's), and
+            # processors that edit scores in place would hand their edits to the next worker
+            scores = logits.clone()
+            for processor in self.processors:
+                scores = _checked(processor, processor(input_ids, scores), logits.shape)
         if not self.do_sample:
             return int(scores.argmax(-1))
         probs = torch.softmax(scores.float(), dim=-1).cpu()

@@ -41,14 +41,20 @@ class Stream:
         return self.result
 
     def _generate(self) -> Iterator[ev.Event]:
+        from .runtime import progress_bar
+
         run, decoders, seen = self._run, {}, 0
-        steps = run.steps()
+        steps, progress, callback = run.steps(), progress_bar(run.options), run.options.callback
         try:
             while True:
                 with keeping_partial(run), run.computing():
                     update = next(steps, None)
                 if update is None:
                     break
+                progress.update(len(update.tokens))
+                if callback is not None and update.tokens:  # as in generate: an error keeps the partial result
+                    with keeping_partial(run):
+                        callback(update)
                 for index, token in update.tokens.items():
                     worker = run.result.workers[index]
                     if index not in decoders:
@@ -69,6 +75,7 @@ class Stream:
             yield ev.Finished(result.stats, result)
         finally:
             steps.close()
+            progress.close()
             if not run.result.complete:  # closed early: stop between steps, keep everything
                 run.finish("stopped")  # (a no-op after an error or an interrupt)
 

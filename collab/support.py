@@ -54,6 +54,11 @@ def check_model(model, view_tokens: int) -> None:
         raise UnsupportedModelError(
             f"collab needs a transformers causal LM (AutoModelForCausalLM), got {type(model).__name__}"
         )
+    if model.get_output_embeddings() is None:
+        raise UnsupportedModelError(
+            f"{type(model).__name__} has no language-model head (a base model, such as `model.model`?): collab samples "
+            "tokens from logits; pass the causal LM that wraps it (AutoModelForCausalLM)"
+        )
     if getattr(config, "is_encoder_decoder", False):
         raise UnsupportedModelError(
             f"{config.model_type!r} is an encoder-decoder model; collab runs decoder-only causal LMs"
@@ -117,3 +122,11 @@ def rope_inv_freq(model) -> torch.Tensor:
     if any(f.shape != first.shape or not torch.equal(f.detach().float().cpu(), first) for f in found[1:]):
         raise UnsupportedModelError("the model uses several different RoPE tables; not supported")
     return first
+
+
+def uncompiled(model):
+    """The module inside a `torch.compile` wrapper: collab runs its own step loop, eagerly, with
+    attention routed through its views, which a compiled graph would bypass; the wrapper and its
+    graph are left as they were."""
+    inner = getattr(model, "_orig_mod", None)
+    return inner if inner is not None and type(model).__name__ == "OptimizedModule" else model

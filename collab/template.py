@@ -28,6 +28,28 @@ class Encoded:
     names: list[str]
 
 
+def check_tokenizer(tokenizer) -> None:
+    """A tokenizer object that encodes and decodes (checked before any compute: text is decoded
+    after every step)."""
+    if tokenizer is None:
+        return
+    if isinstance(tokenizer, (str, bytes)) or hasattr(tokenizer, "__fspath__"):
+        raise TypeError(f"tokenizer={tokenizer!r} is a name, not a tokenizer: pass "
+                        "AutoTokenizer.from_pretrained(...), or load both with collab.load(...)")
+    if not callable(tokenizer) or not callable(getattr(tokenizer, "decode", None)):
+        raise TypeError(f"tokenizer {type(tokenizer).__name__} cannot encode and decode text: pass a transformers "
+                        "tokenizer (callable, with .decode)")
+
+
+def check_token_ids(ids: list[int], model) -> None:
+    """Every prompt token is a row of the model's embedding table."""
+    vocab = model.get_input_embeddings().num_embeddings
+    bad = next((t for t in ids if not 0 <= t < vocab), None)
+    if bad is not None:
+        raise ValueError(f"token id {bad} in the prompt is outside the model's vocabulary (0..{vocab - 1}): "
+                         "check the tokenizer matches the model")
+
+
 def check_prompt(prompt, template, tokenizer) -> None:
     """Validate the prompt's form before any compute."""
     if template not in TEMPLATES:

@@ -76,11 +76,11 @@ def test_rows_resume_and_crashes_are_recorded(tmp_path):
     assert len(rows) == 4 and len(calls) == 4
     crashed = [r for r in rows if "error" in r]
     assert len(crashed) == 2 and "model fell over" in crashed[0]["error"]
-    table = {r["visibility"]: r for r in ablate.summarize(rows)}
+    table = {r["visibility"]: r for r in ablate.summarize(rows)}  # one kind: the file's question/answer tasks
     assert table["full"]["accuracy"] == 0.5 and table["none"]["accuracy"] == 0.0
     assert table["full"]["tokens_per_solved"] == 10.0 and table["none"]["tokens_per_solved"] is None
     out = tmp_path / "out"
-    assert (out / "summary.csv").read_text().startswith("visibility,workers,budget")
+    assert (out / "summary.csv").read_text().startswith("arm,model,strategy,visibility,workers,budget")
     assert (out / "accuracy_vs_forward_passes.png").stat().st_size > 1000
     rows = ablate.run(None, None, tasks, grid, out, generate=fake, progress=False, log=lambda s: None)
     assert len(calls) == 4 and len(rows) == 4  # resumed: nothing ran again

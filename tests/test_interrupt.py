@@ -74,3 +74,31 @@ def test_failing_logits_processor_keeps_partial_result():
         collab.generate(model, PROMPT, template=None, workers=2, max_new_tokens=10, logits_processor=[flaky])
     assert sum(len(w.token_ids) for w in info.value.result.workers) == 4
     model(torch.tensor([PROMPT]))  # the model is usable afterwards
+
+
+def test_ctrl_c_on_the_command_line_prints_what_was_written_and_exits_130(monkeypatch, capsys):
+    from scripted import CharTokenizer, Script
+
+    import collab.__main__ as cli
+    import collab.runtime as runtime
+
+    model, tok = tiny_model(vocab_size=128, eos_token_id=3), CharTokenizer()
+    monkeypatch.setattr(collab.models, "load", lambda *a, **kw: (model, tok))
+    real = runtime.Run.steps
+
+    def steps(self):  # the user presses Ctrl-C after a few steps
+        for update in real(self):
+            if update.step == 6:
+                raise KeyboardInterrupt
+            yield update
+
+    monkeypatch.setattr(runtime.Run, "steps", steps)
+    from collab import api
+
+    forced = api.generate
+    monkeypatch.setattr(api, "generate", lambda *a, **kw: forced(*a, **{**kw, "template": None},
+                                                                  logits_processor=[Script(len(a[1]), ["hello there"])]))
+    assert cli.main(["Q: ", "--workers", "2", "--raw", "--no-progress", "--max-new-tokens", "40"]) == 130
+    out, err = capsys.readouterr()
+    assert out.count("interrupted") >= 2 and "hello " in out and "partial (interrupted)" in out
+    assert "interrupted" in err

@@ -80,6 +80,37 @@ def kv_budget(monkeypatch):
     return raised(memory.MemoryBudgetError, gen(model=tiny_model(max_position_embeddings=4096), workers=4, max_new_tokens=200))
 
 
+def kv_pages(monkeypatch):
+    """Tokens alone fit the free memory; rounded up to 1024-token pages for each block, they do not."""
+    model = tiny_model(max_position_embeddings=4096)
+    tokens = len(P) + 2 * 20  # the prompt and two workers' budgets
+    monkeypatch.setattr(memory, "available", lambda model: 4 * tokens * memory.bytes_per_token(model))
+    gen(model=model, workers=2, max_new_tokens=20, page_size=4)()  # small pages: it runs
+    return raised(memory.MemoryBudgetError, gen(model=model, workers=2, max_new_tokens=20, page_size=1024))
+
+
+def stream_callback():
+    def boom(update):
+        raise RuntimeError("callback fell over")
+
+    s = collab.stream(tiny_model(), P, template=None, workers=2, max_new_tokens=8, callback=boom)
+    with pytest.raises(RuntimeError) as info:
+        list(s)
+    assert info.value.result.workers[0].token_ids  # what was sampled before the callback stays
+    return str(info.value)
+
+
+def compiled():
+    import torch
+
+    model = tiny_model()
+    plain = gen(model=model, workers=2, max_new_tokens=6, seed=0)()
+    again = collab.generate(torch.compile(model), P, template=None, workers=2, max_new_tokens=6, seed=0)
+    same = [w.token_ids for w in again.workers] == [w.token_ids for w in plain.workers]
+    assert model.config._attn_implementation != "collab"  # restored
+    return "same tokens" if same else "different tokens"
+
+
 def context_mid_run():
     """A search path grows step by step past a 48-token context: the branch ends, no error."""
     model = tiny_model(vocab_size=128, eos_token_id=3, max_position_embeddings=48)
@@ -119,6 +150,11 @@ def space(case):
         args["prompt"] = "  "
     elif case == "space-long":
         args["prompt"] = "x" * (app.MAX_PROMPT_CHARS + 1)
+    elif case == "space-nan":  # every numeric field, NaN and both infinities: the page's own message each time
+        bad = [{k: v} for k in ("workers", "max_new_tokens", "temperature") for v in (float("nan"), float("inf"), -float("inf"))]
+        messages = [raised(app.gr.Error, lambda b=b: app.check_inputs(**{**args, **b})) for b in bad]
+        assert all(m for m in messages)
+        return " | ".join(messages)
     else:
         args["workers"] = app.MAX_WORKERS + 1
     return raised(Exception, lambda: app.check_inputs(**args))
@@ -155,7 +191,6 @@ CASES = {
     "top-p": lambda: raised(ValueError, gen(do_sample=True, top_p=1.5)),
     "answer": lambda: raised(ValueError, gen(answer="latex")),
     "finisher-tokens": lambda: raised(ValueError, gen(finisher_tokens=0)),
-    "page-size": lambda: raised(ValueError, gen(page_size=0)),
     "attention": lambda: raised(ValueError, gen(attention="fast")),
     "flash-missing": lambda: raised(ValueError, gen(attention="flash")),
     "callback": lambda: raised(TypeError, gen(callback=3)),
@@ -181,12 +216,24 @@ CASES = {
     "kv-cap-value": lambda: raised(ValueError, gen(kv_cap="lots")),
     "kv-cap-prompt": lambda: raised(memory.MemoryBudgetError, gen(kv_cap=1000)),
     "kv-budget": kv_budget,
+    "kv-pages": kv_pages,
+    "page-size": lambda: raised(ValueError, gen(page_size=5000)) + raised(ValueError, gen(page_size=0)) + raised(TypeError, gen(page_size=True)),
+    "stream-callback": stream_callback,
     "kv-cap-reached": kv_cap_reached,
     "context-refused": lambda: raised(ValueError, gen(model=tiny_model(max_position_embeddings=32), max_new_tokens=20)),
     "context-mid-run": context_mid_run,
     "max-total-tokens": max_total_tokens,
     "spawn-limit": spawn_limit,
     "model-family": lambda: raised(collab.UnsupportedModelError, gen(model=GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=64)))),
+    "processor-output": lambda: raised(ValueError, gen(logits_processor=[lambda ids, s: s - float("inf")])),
+    "option-types": lambda: " ".join(raised((TypeError, ValueError), gen(**{k: v})) for k, v in [
+        ("temperature", "0.7"), ("seed", 2.5), ("top_p", float("nan")), ("do_sample", "false"), ("finisher", "no"),
+        ("limits", "none"), ("max_new_tokens", float("inf"))]),
+    "no-lm-head": lambda: raised(collab.UnsupportedModelError, gen(model=tiny_model().model)),
+    "compiled": compiled,
+    "tokenizer-name": lambda: raised(TypeError, gen(tokenizer="gpt2")),
+    "tokenizer-type": lambda: raised(TypeError, gen(tokenizer=object())),
+    "token-ids": lambda: raised(ValueError, gen(prompt=[3, 4, 96])) + raised(ValueError, gen(prompt=[-1, 4])),
     "rope-type": lambda: raised(collab.UnsupportedModelError, gen(model=tiny_model(rope_parameters={"rope_type": "dynamic", "rope_theta": 1e4, "factor": 2.0}))),
     "sliding-window": lambda: raised(collab.UnsupportedModelError, gen(model=tiny_model("mistral", sliding_window=16), workers=2, max_new_tokens=20)),
     "model-path": lambda: raised(ValueError, lambda: collab.load("/no/such/dir")),
@@ -198,6 +245,7 @@ CASES = {
     "space-empty": lambda: space("space-empty"),
     "space-long": lambda: space("space-long"),
     "space-workers": lambda: space("space-workers"),
+    "space-nan": lambda: space("space-nan"),
 }
 
 
@@ -208,7 +256,7 @@ def test_every_row_has_a_case_and_every_case_a_row():
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_row(case, monkeypatch):
     run = CASES[case]
-    message = run(monkeypatch) if case == "kv-budget" else run()
+    message = run(monkeypatch) if case in ("kv-budget", "kv-pages") else run()
     expected = table()[case]
     assert expected in message, (case, message)
 

@@ -2,6 +2,7 @@
 right children with the right heads, the documented views, exact logits, no token fed twice."""
 
 import pytest
+import torch
 from oracle import check_trace
 from scripted import CharTokenizer, Script
 
@@ -334,3 +335,41 @@ def test_npr_steps_run_apart_and_the_takeaway_reads_them():
     many = "<guideline>" + "".join(f"<plan>{i}: p</plan>" for i in range(1, 7)) + "</guideline>"
     (done,) = NPR().scan(many, 0, False, {})[0]
     assert done.marker == "</guideline> with more than 5 plans"
+
+
+# -- markers helpers blind to each other (the views collab.train teaches on) ----------------------
+SIBLINGS = ["<spawn>t0</spawn><spawn>t1</spawn><wait>\n6<done>", "\nHelper task: t0\nabc<done>", "\nHelper task: t1\nxyz<done>"]
+
+
+def helper_logits(result):
+    return [torch.stack(w.logits) for w in result.workers[1:]]
+
+
+def test_markers_siblings_off_hides_helpers_from_each_other_and_stays_exact():
+    from collab.protocols import Markers
+
+    kw = dict(finisher=False, max_new_tokens=64)
+    _, _, seen = scripted_run("adaptive", SIBLINGS, visibility="full", **kw)
+    model, _, blind = scripted_run("adaptive", SIBLINGS, visibility="full", protocol=Markers(siblings=False), **kw)
+    _, _, none = scripted_run("adaptive", SIBLINGS, visibility="none", **kw)
+    assert [w.text for w in blind.workers] == [w.text for w in seen.workers] and len(blind.workers) == 3
+    check_exact_and_fed_once(model, blind)
+    # one root: hiding the siblings is what visibility "none" does to them, logit for logit
+    assert all(torch.equal(a, b) for a, b in zip(helper_logits(blind), helper_logits(none)))
+    assert not all(torch.equal(a, b) for a, b in zip(helper_logits(blind), helper_logits(seen)))
+    assert repr(Markers(siblings=False)) == "Markers(siblings=False)"
+    with pytest.raises(TypeError, match="siblings='no'"):
+        Markers(siblings="no")
+
+
+def test_a_trained_adapter_brings_its_views_to_a_protocol_named_by_strategy():
+    from collab.models import trained_protocol
+    from collab.protocols import Markers
+
+    class Model:
+        collab_views = {"protocol": "markers", "siblings": False}
+
+    chosen = trained_protocol(Model(), "markers")
+    assert isinstance(chosen, Markers) and chosen.siblings_visible is False
+    assert trained_protocol(Model(), Markers(siblings=True)) is None  # a configured instance stays as given
+    assert trained_protocol(Model(), "multiverse") is None and trained_protocol(object(), "markers") is None

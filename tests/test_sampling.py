@@ -1,6 +1,7 @@
 """Sampling goes through transformers' processors, per worker, reproducibly."""
 
 import pytest
+import torch
 
 import collab
 from conftest import tiny_model
@@ -77,3 +78,48 @@ def test_bad_sampling_values_are_refused_before_compute(bad):
     with pytest.raises(ValueError):
         gen(model, do_sample=True, **bad)
     assert calls == []
+
+
+class InPlace:
+    """Edits the scores it is given in place (as `scores /= t` or `scores[:, i] = -inf` do) and
+    records what each call saw first."""
+
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, input_ids, scores):
+        self.seen.append(scores.clone())
+        scores[0, scores.argmax()] = float("-inf")
+        scores /= 2
+        return scores
+
+
+def test_a_processor_that_edits_in_place_never_reaches_another_worker():
+    model = tiny_model()
+    edit = InPlace()
+    # raw mode: three roots draw their first token from the prompt's one last row
+    result = collab.generate(model, list(range(3, 20)), template=None, workers=3, max_new_tokens=3, logits_processor=[edit],
+                             output_logits=True, seed=0)
+    first = edit.seen[:3]
+    assert all(torch.equal(first[0], s) for s in first[1:])  # each worker got the row as the model gave it
+    assert all(torch.equal(w.logits[0], result.workers[0].logits[0]) for w in result.workers)
+    assert len({w.token_ids[0] for w in result.workers}) == 1  # greedy on identical rows: one choice
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda ids, s: None, "returned NoneType, not the scores"),
+    (lambda ids, s: s[:, :10], "returned scores of shape \\(1, 10\\)"),
+    (lambda ids, s: s * float("nan"), "left no token to draw"),
+    (lambda ids, s: torch.full_like(s, float("-inf")), "left no token to draw"),
+])
+def test_a_processor_returning_no_usable_scores_is_named_and_keeps_the_partial_result(bad, match):
+    calls = []
+
+    def processor(ids, scores):
+        calls.append(1)
+        return scores if len(calls) < 4 else bad(ids, scores)
+
+    with pytest.raises(ValueError, match=f"logits processor processor {match}") as info:
+        collab.generate(tiny_model(), list(range(3, 20)), template=None, workers=2, max_new_tokens=8,
+                        logits_processor=[processor], seed=0)
+    assert info.value.result is not None and any(w.token_ids for w in info.value.result.workers)

@@ -3,6 +3,7 @@ Tree-of-Thoughts and MCTS logic keeps what the scorer prefers."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from oracle import check_trace
@@ -202,13 +203,22 @@ def test_search_option_misuse():
         collab.generate(tiny_model(), PROMPT, tokenizer=CharTokenizer(), template=None, strategy="mcts", visibility="step")
 
 
-@pytest.mark.parametrize("scorer", [lambda t: 1 / 0, lambda t: "high", lambda t: float("nan")])
+@pytest.mark.parametrize("scorer", [lambda t: 1 / 0, lambda t: "high", lambda t: float("nan"), lambda t: float("inf"),
+                                    lambda t: -float("inf"), lambda t: np.float64("nan")])
 def test_a_failing_scorer_marks_branches_unscored_and_keeps_the_tree(scorer):
     _, result = search_run("tree_of_thoughts", scorer=scorer)
     unscored = [e for e in result.events if e.kind == "unscored"]
     assert unscored and all(result.search.nodes[e.worker].score is None for e in unscored)
     assert all(result.search.nodes[e.worker].error for e in unscored)
     assert len(result.search.nodes) > 3 and result.search.chosen and result.complete
+
+
+@pytest.mark.parametrize("kind", [np.float32, np.int64, torch.tensor])
+def test_a_scorer_may_return_numpy_and_torch_scalars(kind):
+    _, plain = search_run("mcts", scorer=lambda t: float(len(t) % 7))
+    _, scalar = search_run("mcts", scorer=lambda t: kind(len(t) % 7))
+    assert not [e for e in scalar.events if e.kind == "unscored"]
+    assert [n.score for n in scalar.search.nodes.values()] == [n.score for n in plain.search.nodes.values()]
 
 
 def test_search_streams_forks_and_renders_its_tree():

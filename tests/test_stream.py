@@ -144,3 +144,35 @@ def test_a_failing_scorer_at_the_end_carries_the_result_once():
     assert result is s.result and not result.complete
     assert [e.kind for e in result.events if e.kind in ("error", "stopped")] == ["error"]
     assert all(len(w.token_ids) == 5 for w in result.workers)
+
+
+def test_the_callback_and_the_progress_bar_are_honoured_as_in_generate(capsys, monkeypatch):
+    model = tiny_model()
+    seen = []
+    options = dict(template=None, workers=2, max_new_tokens=6, seed=1, callback=lambda u: seen.append(dict(u.tokens)))
+    result = collab.generate(model, PROMPT, **options)
+    expected, seen[:] = list(seen), []
+    assert list(collab.stream(model, PROMPT, **options))[-1].result.stats.generated_tokens == 12
+    assert seen == expected and sum(len(t) for t in seen) == result.stats.generated_tokens
+    bars = []
+    import collab.runtime as runtime
+
+    real = runtime.progress_bar
+    monkeypatch.setattr(runtime, "progress_bar", lambda o: bars.append(o.progress) or real(o))
+    list(collab.stream(model, PROMPT, template=None, max_new_tokens=4, progress=True))
+    list(collab.stream(model, PROMPT, template=None, max_new_tokens=4))
+    assert bars == [True, False]
+
+
+def test_a_failing_callback_keeps_what_the_stream_generated():
+    model = tiny_model()
+
+    def boom(update):
+        if update.step == 3:
+            raise RuntimeError("callback fell over")
+
+    s = collab.stream(model, PROMPT, template=None, workers=2, max_new_tokens=8, callback=boom)
+    with pytest.raises(RuntimeError, match="callback fell over") as info:
+        list(s)
+    assert info.value.result is s.result and not s.result.complete
+    assert all(len(w.token_ids) == 4 for w in s.result.workers)  # steps 0..3 kept

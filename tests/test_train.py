@@ -52,6 +52,8 @@ def test_a_few_steps_save_an_adapter_resume_and_leave_the_model_as_it_was(tmp_pa
     again = train(model, ChatChars(), TrainConfig(data=small(), steps=6, batch=2, save_steps=2, rank=4), tmp_path)
     assert again.global_step == 6
     merged = collab.models.with_adapter(model, tmp_path / "adapter")
+    assert merged.collab_views == {"protocol": "markers", "siblings": False}  # helpers were trained blind
+    assert not hasattr(model, "collab_views")
     assert any(not torch.equal(before[n], p) for n, p in merged.state_dict().items())  # the adapter changed a copy
     assert all(torch.equal(before[n], p) for n, p in model.state_dict().items())
 
@@ -81,3 +83,49 @@ def test_a_foreign_or_corrupt_adapter_is_refused(tmp_path):
 def test_bad_training_options_are_refused_before_any_compute(bad, match):
     with pytest.raises(ValueError, match=match):
         DataConfig(**bad)
+
+
+def test_epochs_set_the_steps(tmp_path):
+    model = tiny_model(vocab_size=128, eos_token_id=3, max_position_embeddings=4096)
+    out = train(model, ChatChars(), TrainConfig(data=small(), epochs=0.5, batch=4, save_steps=50, rank=4), tmp_path)
+    saved = json.loads((tmp_path / "collab_train.json").read_text())
+    assert out.global_step == saved["steps"] == -(-saved["examples"] // 8)  # ceil(0.5 * examples / 4)
+
+
+@pytest.mark.parametrize("bad, match", [(dict(epochs=0), "epochs=0"), (dict(epochs=True), "epochs=True"),
+                                        (dict(steps=0), "steps=0"), (dict(lr=-1.0), "lr=-1.0")])
+def test_bad_run_options_are_refused(bad, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**bad)
+
+
+def test_a_trace_file_trains_your_own_traces(tmp_path):
+    from collab.tasks import make
+    from collab.tasks.trace import from_json, to_json
+
+    p = make("compound", 1, seed=5)[0]
+    assert from_json(to_json(p.parallel)) == p.parallel and from_json(to_json(p.sequential)) == p.sequential
+    path = tmp_path / "traces.jsonl"
+    path.write_text(json.dumps({"question": p.question, "trace": to_json(p.parallel), "answer": p.answer}) + "\n\n"
+                    + json.dumps({"question": "What is 1+1?", "trace": "1+1 = 2\n\\\\boxed{2}"}) + "\n")
+    mine = build(DataConfig(tasks={}, file=str(path), max_tokens=4096), ChatChars())
+    assert set(mine["task"]) == {"file"} and len(mine) == 1 + len(p.parallel.forks[0].tasks) + 1 + 1
+    seq = build(DataConfig(tasks={}, file=str(path), traces="sequential", max_tokens=4096), ChatChars())
+    assert len(seq) == 2  # without a "sequential" trace, the forks' work in turn stands in for it
+
+
+@pytest.mark.parametrize("line, match", [
+    ("{broken", "line 2: Expecting"),
+    ('{"question": "q"}', "line 2: missing \\['trace'\\]"),
+    ('{"question": "q", "trace": "t", "gold": 1}', "line 2: unknown field\\(s\\) \\['gold'\\]"),
+    ('{"question": "q", "trace": [{"tasks": ["a"], "children": [], "conclusion": "c"}]}', "line 2: Fork has 1 tasks"),
+    ('{"question": "q", "trace": []}', "line 2: a trace is a text or a non-empty list"),
+    ('["q"]', "line 2: expected a JSON object"),
+])
+def test_a_malformed_trace_file_names_the_line(tmp_path, line, match):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"question": "q", "trace": "fine"}\n' + line + "\n")
+    with pytest.raises(ValueError, match=match):
+        DataConfig(file=str(path))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        DataConfig(file=str(tmp_path / "missing.jsonl"))

@@ -5,7 +5,8 @@
     <done>                               you are finished
 
 A helper's block starts with its task (prompts/markers_child.txt); it sees its parent's view up
-to the spawn, and, under "full" visibility, its sibling helpers' live work.
+to the spawn, and, under "full" visibility, its sibling helpers' live work (`Markers(siblings=False)`:
+helpers blind to each other, Parallel-R1's "unseen" paths; the views `collab.train` teaches on).
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ class Markers(Protocol):
     siblings_visible = True
     join_head = "\n"
     prompt = "markers.md"
+
+    def __init__(self, siblings: bool = True):
+        if not isinstance(siblings, bool):
+            raise TypeError(f"Markers(siblings={siblings!r}): give True (helpers see each other's live work) or False")
+        self.siblings_visible = siblings
+
+    def __repr__(self) -> str:
+        return f"Markers(siblings={self.siblings_visible})"
 
     def scan(self, text, start, child, memo):
         return scan_tags(text, start, [(_SPAWN, self._spawn), (_WAIT, lambda m: [Wait()]), (_DONE, lambda m: [Done(m.group(0))])], _OPEN)

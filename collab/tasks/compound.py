@@ -1,4 +1,4 @@
-"""Compound questions: 2 to 4 independent single-step parts (`parts.py`) asked as one question
+"""Compound questions: 2 to 6 independent single-step parts (`parts.py`) asked as one question
 whose answer combines theirs: their sum, the largest, or the list of answers in order. The
 parallel trace hands each part to a helper and combines their answers; the sequential one works
 the parts in turn. Question, plan and conclusion each come in several phrasings. Pure Python, no
@@ -7,7 +7,7 @@ torch.
     >>> from collab.tasks import make
     >>> p = make("compound", 1, seed=3)[0]
     >>> p.info["combine"], p.info["parts"], p.answer
-    ('list', ('2', '6'), '2, 6')
+    ('list', ('2', '6', '2'), '2, 6, 2')
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .problem import Problem, split_of
 from .trace import Fork, Text, Trace
 
 COMBINES = ("sum", "max", "list")
-COUNTS = {2: "two", 3: "three", 4: "four"}
+COUNTS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
 
 ASK = {
     "sum": ("Find {nouns}. What is the sum of the results?", "What is the total of {nouns}?", "Add up {nouns}.",
@@ -53,7 +53,7 @@ def combine(how: str, answers: list[str]) -> str:
 
 def generate(rng: random.Random, split: str) -> Problem | None:
     """One compound problem of `split`, or None (the other split, or a part drawn twice)."""
-    parts = [draw(rng) for _ in range(rng.randint(2, 4))]
+    parts = [draw(rng) for _ in range(rng.randint(2, 6))]
     how = rng.choice(COMBINES if all(p.value is not None for p in parts) else ("list",))
     key = f"compound:{how}:" + "|".join(p.key for p in parts)
     if split_of(key) != split or len({p.key for p in parts}) < len(parts):

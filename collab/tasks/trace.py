@@ -90,3 +90,32 @@ class Trace:
         if self.forks:
             raise ValueError("Trace.text is the text of a trace without forks; render a forking trace with collab.tasks.render")
         return self.parts[0].text
+
+
+def to_json(trace: Trace):
+    """A trace as JSON: its text (no forks), or a list of texts and forks
+    `{"tasks": [...], "children": [trace, ...], "conclusion": "..."}`."""
+    if not trace.forks:
+        return trace.text
+    return [p.text if isinstance(p, Text) else
+            {"tasks": list(p.tasks), "children": [to_json(c) for c in p.children], "conclusion": p.conclusion}
+            for p in trace.parts]
+
+
+def from_json(value) -> Trace:
+    """The trace `to_json` wrote (errors say what is wrong with it)."""
+    if isinstance(value, str):
+        return Trace.of(value)
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"a trace is a text or a non-empty list of texts and forks, got {value!r}")
+    parts = []
+    for part in value:
+        if isinstance(part, str):
+            parts.append(Text(part))
+        elif isinstance(part, dict) and set(part) == {"tasks", "children", "conclusion"}:
+            if not isinstance(part["tasks"], list) or not isinstance(part["children"], list):
+                raise ValueError(f"a fork's tasks and children are lists, got {part!r}")
+            parts.append(Fork(tuple(part["tasks"]), tuple(from_json(c) for c in part["children"]), part["conclusion"]))
+        else:
+            raise ValueError(f"a trace part is a text or a fork with exactly tasks, children and conclusion, got {part!r}")
+    return Trace(tuple(parts))

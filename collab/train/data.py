@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..strategies import STRATEGIES
-from ..tasks import TASKS, make, render
+from ..tasks import TASKS, files, make, render
 from ..template import encode
 from .views import examples
 
@@ -27,6 +27,7 @@ class DataConfig:
     traces: str = "parallel"  # or "sequential": the same problems, no forks (the baseline)
     seed: int = 0
     max_tokens: int = 768  # longest example kept (tokens); longer ones are dropped and counted
+    file: str | None = None  # a JSONL of your own traces (`collab.tasks.files`), trained besides `tasks`
 
     def __post_init__(self):
         unknown = sorted(set(self.tasks) - set(TASKS))
@@ -38,6 +39,8 @@ class DataConfig:
         if strategy not in STRATEGIES or STRATEGIES[strategy].protocol != self.protocol:
             valid = sorted({s.protocol for s in STRATEGIES.values() if s.protocol})
             raise ValueError(f"unknown protocol {self.protocol!r}; valid protocols are {', '.join(map(repr, valid))}")
+        if self.file is not None:
+            files.load(self.file)  # a missing file or a malformed line is named before any compute
         if not isinstance(self.max_tokens, int) or self.max_tokens < 16:
             raise ValueError(f"max_tokens={self.max_tokens!r}: give an int >= 16 (the longest example kept, in tokens)")
 
@@ -53,17 +56,20 @@ def build(config: DataConfig, tokenizer, split: str = "train"):
     from datasets import Dataset
 
     rows, dropped = [], 0
-    for offset, (task, n) in enumerate(sorted(config.tasks.items())):
-        for problem in make(task, n, seed=config.seed + 1000 * offset, split=split):
-            trace = problem.parallel if config.traces == "parallel" else problem.sequential
-            rendering = render(trace, config.protocol)
-            for e in examples(rendering, tokenizer, prompt_ids(problem.question, tokenizer, config.protocol),
-                              protocol=config.protocol, visibility="none"):
-                if len(e.input_ids) > config.max_tokens:
-                    dropped += 1
-                    continue
-                rows.append({"input_ids": e.input_ids, "labels": e.labels, "position_ids": e.position_ids,
-                             "task": task, "key": problem.key, "worker": e.worker})
+    problems = [p for offset, (task, n) in enumerate(sorted(config.tasks.items()))
+                for p in make(task, n, seed=config.seed + 1000 * offset, split=split)]
+    if config.file is not None:
+        problems += files.load(config.file)
+    for problem in problems:
+        trace = problem.parallel if config.traces == "parallel" else problem.sequential
+        rendering = render(trace, config.protocol)
+        for e in examples(rendering, tokenizer, prompt_ids(problem.question, tokenizer, config.protocol),
+                          protocol=config.protocol, visibility="none"):
+            if len(e.input_ids) > config.max_tokens:
+                dropped += 1
+                continue
+            rows.append({"input_ids": e.input_ids, "labels": e.labels, "position_ids": e.position_ids,
+                         "task": problem.task, "key": problem.key, "worker": e.worker})
     data = Dataset.from_list(rows)
     data.info.description = json.dumps({"config": asdict(config), "dropped": dropped})
     return data

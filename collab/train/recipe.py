@@ -7,10 +7,12 @@ the loss, and saves the run's config beside the adapter.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .data import DataConfig, build, save_rows
+from ..models import VIEWS
 from .views import IGNORE
 
 
@@ -18,6 +20,7 @@ from .views import IGNORE
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     steps: int = 300  # optimizer steps
+    epochs: float | None = None  # if given, the steps are the passes over the data it makes (rounded up)
     batch: int = 8  # examples per optimizer step (gradient accumulation over single examples)
     lr: float = 2e-4
     rank: int = 16
@@ -31,6 +34,9 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r}: give an int >= 1")
+        if self.epochs is not None and (isinstance(self.epochs, bool) or not isinstance(self.epochs, (int, float))
+                                        or not 0 < self.epochs <= 1000):
+            raise ValueError(f"epochs={self.epochs!r}: give a number of passes over the data, > 0")
         if not self.lr > 0:
             raise ValueError(f"lr={self.lr!r}: give a positive learning rate")
 
@@ -59,17 +65,18 @@ def train(model, tokenizer, config: TrainConfig, out: str | Path, resume: bool =
     if len(data) == 0:
         raise ValueError(f"no example fits data.max_tokens={config.data.max_tokens}: raise it or use shorter tasks")
     save_rows(data, out / "rows.jsonl")
+    steps = config.steps if config.epochs is None else math.ceil(config.epochs * len(data) / config.batch)
     (out / "collab_train.json").write_text(json.dumps({"train": asdict(config), "examples": len(data),
-                                                       "tokens": sum(len(r) for r in data["input_ids"]),
+                                                       "tokens": sum(len(r) for r in data["input_ids"]), "steps": steps,
                                                        "base": base_fingerprint(model)}, indent=1, default=list))
     lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, target_modules=list(config.targets), lora_dropout=0.0,
                       task_type="CAUSAL_LM")
     grads, training = {n: p.requires_grad for n, p in model.named_parameters()}, model.training
     peft_model = get_peft_model(model, lora)
     args = TrainingArguments(
-        output_dir=str(out), max_steps=config.steps, per_device_train_batch_size=1,
+        output_dir=str(out), max_steps=steps, per_device_train_batch_size=1,
         gradient_accumulation_steps=config.batch, learning_rate=config.lr, lr_scheduler_type="cosine",
-        warmup_steps=min(20, config.steps // 10), logging_steps=5, save_steps=config.save_steps, save_total_limit=2,
+        warmup_steps=min(20, steps // 10), logging_steps=5, save_steps=config.save_steps, save_total_limit=2,
         seed=config.seed, data_seed=config.seed, report_to=[], use_cpu=True, remove_unused_columns=False,
         dataloader_num_workers=0,
     )
@@ -79,6 +86,8 @@ def train(model, tokenizer, config: TrainConfig, out: str | Path, resume: bool =
     output = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
     peft_model.save_pretrained(out / "adapter")
     (out / "adapter" / "collab_base.json").write_text(json.dumps(base_fingerprint(model)))
+    # helpers are trained blind to their siblings (data.build's views): runs by protocol name use the same
+    (out / "adapter" / VIEWS).write_text(json.dumps({"protocol": config.data.protocol, "siblings": False}))
     peft_model.unload()  # the caller's model as it was: no LoRA layers, its flags restored
     for name, p in model.named_parameters():
         p.requires_grad_(grads[name])

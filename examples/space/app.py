@@ -7,6 +7,8 @@ an already loaded model.
 
 from __future__ import annotations
 
+import math
+
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # set before gradio is imported: no calls home
@@ -51,7 +53,8 @@ def check_inputs(prompt, strategy, workers, visibility, max_new_tokens, temperat
         raise _refused(f"Unknown strategy {strategy!r}; pick one of: {', '.join(STRATEGIES)}.")
     workers = _whole(workers, "Workers", MAX_WORKERS)
     max_new_tokens = _whole(max_new_tokens, "Max new tokens", MAX_NEW_TOKENS)
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) \
+            or not 0 <= temperature <= 2:
         raise _refused(f"Temperature must be a number from 0 (greedy) to 2, got {temperature!r}.")
     return dict(
         strategy=None if strategy == "plain" else strategy,
@@ -65,7 +68,7 @@ def check_inputs(prompt, strategy, workers, visibility, max_new_tokens, temperat
 
 
 def _whole(value, what: str, most: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value):
         raise _refused(f"{what} must be a whole number, got {value!r}.")
     if not 1 <= value <= most:
         raise _refused(f"{what}: this demo allows 1 to {most}, you asked for {int(value)}. Run collab locally for more.")

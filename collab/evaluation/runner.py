@@ -1,0 +1,180 @@
+"""Runs the grid: every arm on every task for every seed, one JSONL row per run (resumable),
+then the summary (CSV, printed table) and the plots. A crash in one run is a row; the grid goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..answers import majority
+from .grid import Arm
+from .sources import Task
+from .summary import format_table, overlap, summarize, write_summary
+
+SAMPLE_TEMPERATURE = 0.7
+
+
+def key(row: dict) -> tuple:
+    return (row["task"], row["arm"], row["seed"])
+
+
+def run(models: dict, tasks: list[Task], arms: list[Arm], out, *, seeds=(0,), progress: bool = True,
+        generate: Callable | None = None, max_minutes: float | None = None, yes: bool = False, plots: bool = True,
+        log=print) -> list[dict]:
+    """Run `arms` x `tasks` x `seeds`; append rows to out/runs.jsonl (skipping finished ones);
+    write out/summary.csv and the plots. `models`: name -> (model, tokenizer). With
+    `max_minutes`, a grid estimated to run longer is refused (its runs and estimated time named)
+    unless `yes`. Returns every row (old and new)."""
+    from tqdm.auto import tqdm
+
+    from ..api import generate as collab_generate
+
+    generate = generate or collab_generate
+    seeds = list(seeds)
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int):
+            raise ValueError(f"seeds must be ints, got {s!r}")
+    for arm in arms:
+        arm.check(models)
+    out = Path(out)
+    rows_path = out / "runs.jsonl"
+    rows = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()] if rows_path.exists() else []
+    done = {key(r) for r in rows}
+    todo = [(a, t, s) for a in arms for s in seeds for t in tasks if (t.id, a.name, s) not in done]
+    if done:
+        log(f"resuming: {len(done)} runs already in {rows_path}, {len(todo)} to go")
+    if generate is collab_generate:
+        _dry_run(models, arms, tasks[0])
+        if max_minutes is not None:
+            minutes = estimate_minutes(models, todo)
+            if minutes > max_minutes and not yes:
+                raise ValueError(f"this grid is {len(todo)} runs, estimated at {minutes:.0f} min, over the stated budget of "
+                                 f"{max_minutes:g} min: shrink it (fewer tasks, arms, seeds or budgets) or pass --yes / yes=True")
+    out.mkdir(parents=True, exist_ok=True)
+    with rows_path.open("a") as f:
+        for arm, task, seed in tqdm(todo, disable=not progress, desc="eval", unit="run"):
+            row = run_one(generate, models, arm, task, seed)
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            rows.append(row)
+    table = summarize(rows)
+    write_summary(table, out / "summary.csv")
+    log(format_table(table))
+    if plots:
+        from .plots import plot
+
+        plot(table, out)
+    return rows
+
+
+def _options(arm: Arm, seed: int) -> dict:
+    kw = {"strategy": arm.strategy, "workers": arm.workers, "visibility": arm.visibility, "max_new_tokens": arm.budget,
+          "seed": seed, "progress": False}
+    if arm.sample or arm.samples > 1:
+        kw |= {"do_sample": True, "temperature": SAMPLE_TEMPERATURE}
+    elif arm.strategy not in ("self_consistency", "best_of_n"):
+        kw["do_sample"] = False
+    if arm.finisher is not None:
+        kw["finisher"] = arm.finisher
+    protocol = arm.protocol()
+    if protocol is not None:
+        kw["protocol"] = protocol
+    return kw
+
+
+def _dry_run(models: dict, arms: list[Arm], task: Task) -> None:
+    """Every arm's options through `collab.generate`'s checks on a real model (no forward pass):
+    a configuration the model cannot run is refused before the grid starts."""
+    from ..api import _prepare
+
+    for arm in arms:
+        model, tokenizer = models[arm.model]
+        kw = _options(arm, 0)
+        try:
+            _prepare(model=model, prompt=task.question, tokenizer=tokenizer, template="default",
+                     protocol=kw.pop("protocol", None), limits=None, finisher=kw.pop("finisher", None), finisher_tokens=32,
+                     scorer=None, search=None, answer="auto", do_sample=kw.pop("do_sample", None),
+                     temperature=kw.pop("temperature", None), top_p=None, top_k=None, repetition_penalty=None,
+                     ignore_eos=False, output_logits=False, logits_processor=None, callback=None, page_size=16,
+                     attention="auto", step_end=None, kv_cap=None, **kw)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"arm {arm.name!r} cannot run on model {arm.model!r}: {exc}") from None
+
+
+def estimate_minutes(models: dict, todo) -> float:
+    """A rough time for the runs left: decode steps (budget, per sample) times a measured decode
+    step of each model at the arm's width."""
+    import torch
+
+    per_step = {}
+    for arm, _, _ in todo:
+        width = arm.workers
+        if (arm.model, width) not in per_step:
+            model, _ = models[arm.model]
+            device = next(model.parameters()).device
+            ids = torch.zeros((width, 64), dtype=torch.long, device=device)
+            with torch.inference_mode():
+                best = float("inf")
+                for _ in range(2):
+                    t0 = time.perf_counter()
+                    model(input_ids=ids[:, :1])
+                    best = min(best, time.perf_counter() - t0)
+            per_step[arm.model, width] = best
+    spawns = lambda arm: 2.0 if arm.strategy not in ("hogwild", "self_consistency", "best_of_n", None) else 1.0  # noqa: E731
+    return sum(arm.budget * arm.samples * spawns(arm) * per_step[arm.model, arm.workers] for arm, _, _ in todo) / 60
+
+
+def run_one(generate, models: dict, arm: Arm, task: Task, seed: int) -> dict:
+    model, tokenizer = models.get(arm.model, (None, None))
+    row = {"task": task.id, "kind": task.kind, "parallel": task.parallel, "seed": seed, **arm.fields(), "gold": task.answer}
+    t0 = time.perf_counter()
+    try:
+        results = [generate(model, task.question, tokenizer=tokenizer, **_options(arm, seed * 1000 + i if arm.samples > 1 else seed))
+                   for i in range(arm.samples)]
+    except Exception as exc:  # one crash is a row; the grid goes on
+        return row | {"answer": None, "correct": False, "tokens": 0, "critical_steps": 0, "forward_passes": 0,
+                      "wall_time_s": time.perf_counter() - t0, "spawned": 0, "helpers_done": None, "fed_once": None, "overlap": None,
+                      "error": f"{type(exc).__name__}: {exc}"}
+    answer = results[0].answer if arm.samples == 1 else majority([r.answer for r in results])
+    traces = [_trace(r) for r in results]
+    overlaps = [o for o in (overlap(t["workers"]) for t in traces) if o is not None]
+    return row | {
+        "answer": answer,
+        "correct": task.correct(answer),
+        "tokens": sum(r.stats.generated_tokens for r in results),
+        # decode steps until the answer: every worker of a run advances in the same steps; samples run side by side
+        "critical_steps": max(_critical(r) for r in results),
+        "forward_passes": sum(r.stats.forward_passes for r in results),
+        "wall_time_s": sum(r.stats.wall_time_s for r in results),
+        "spawned": sum(sum(1 for w in r.workers if w.parent is not None) for r in results) / len(results),
+        "helpers_done": _helpers_done(results),
+        # each token's K/V stored once: what was fed equals the distinct tokens the blocks hold
+        "fed_once": all(r.stats.tokens_fed == sum(len(t) for t in r.blocks.values()) for r in results),
+        "overlap": sum(overlaps) / len(overlaps) if overlaps else None,
+        "trace": traces[0] if arm.samples == 1 else traces,
+    }
+
+
+def _helpers_done(results) -> bool | None:
+    """Every spawned helper ended at its done marker and was joined (None: none was spawned)."""
+    helpers = [(r, w) for r in results for w in r.workers if w.parent is not None and w.role == "worker"]
+    if not helpers:
+        return None
+    joined = {(id(r), c) for r in results for e in r.events if e.kind == "join" for c in e.info["children"]}
+    return all(w.finish_reason.startswith("done marker") and (id(r), w.index) in joined for r, w in helpers)
+
+
+def _critical(result) -> int:
+    """Decode steps until the final answer: the root's last step, or the finisher's."""
+    steps = [w.retire_step for w in result.workers if w.parent is None and getattr(w, "retire_step", None)]
+    return max(steps) if steps and not any(w.role == "finisher" for w in result.workers) else result.stats.steps
+
+
+def _trace(result) -> dict:
+    return {
+        "workers": [{"name": w.name, "role": w.role, "parent": w.parent, "text": w.text} for w in result.workers],
+        "events": [{"kind": e.kind, "step": e.step, "worker": e.worker, **e.info} for e in result.events],
+    }

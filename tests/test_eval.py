@@ -1,0 +1,204 @@
+"""The evaluation harness end to end on a stand-in model whose workers are forced to write the
+solvers' traces (parallel for one model, sequential for the other), so every column has a known
+value: answers right, helpers spawned only where the trace forks, a shorter critical path for
+the parallel trace, duplicated work measured, rows resumed, summary and plots written."""
+
+import csv
+import json
+
+import pytest
+from test_train_views import Chars
+
+import collab
+from collab import evaluation
+from collab.tasks import render
+from collab.train.data import prompt_ids
+from collab.train.standin import standin_model
+from collab.train.views import Force
+from scripted import EOS
+
+
+class ChatChars(Chars):
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=True):
+        return "".join(f"[{m['role']}] {m['content']}\n" for m in messages) + "[assistant]"
+
+
+def forced_models():
+    tok = ChatChars()
+    par, seq = standin_model(128, EOS), standin_model(128, EOS, context=1 << 15)  # two objects: two traces
+    return {"par": (par, tok), "seq": (seq, tok)}, {id(par): "parallel", id(seq): "sequential"}
+
+
+def forcing(tasks, kinds):
+    by_question = {t.question: t for t in tasks}
+
+    def generate(model, question, tokenizer, **kw):
+        trace = getattr(by_question[question].problem, kinds[id(model)])
+        force = Force(tokenizer, len(prompt_ids(question, tokenizer, "markers")),
+                      [w.text for w in render(trace, "markers").workers], EOS)
+        return collab.generate(model, question, tokenizer=tokenizer, logits_processor=[force], **kw)
+
+    return generate
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    tasks = evaluation.load_tasks("tasks:countdown3=2,compound=2,simple=2", seed=3)
+    models, kinds = forced_models()
+    arms = evaluation.grid(models=["par", "seq"], strategies=["adaptive"], workers=[1], budgets=[1000], finisher=False)
+    rows = evaluation.run(models, tasks, arms, out, seeds=[0], generate=forcing(tasks, kinds), progress=False,
+                          log=lambda s: None)
+    return out, tasks, models, kinds, arms, rows
+
+
+def test_every_column_from_forced_traces(harness):
+    out, tasks, _, _, _, rows = harness
+    assert len(rows) == 12 and not any("error" in r for r in rows)
+    by = {(r["model"], r["task"]): r for r in rows}
+    for t in tasks:
+        par, seq = by["par", t.id], by["seq", t.id]
+        assert par["correct"] and seq["correct"], (par["answer"], seq["answer"], t.answer)
+        forks = len(render(t.problem.parallel, "markers").workers) - 1
+        assert par["spawned"] == forks and seq["spawned"] == 0
+        assert (forks > 0) == (t.kind != "simple") and par["parallel"] == (t.kind != "simple")
+        assert seq["critical_steps"] == seq["tokens"] - 1  # one worker: every token but the last is a step before it
+        if forks:
+            assert par["critical_steps"] < par["tokens"] - 1  # helpers write side by side
+            assert par["overlap"] is not None and 0 <= par["overlap"] < 1
+            assert {w["parent"] for w in par["trace"]["workers"][1:]} == {0}
+        else:
+            assert par["overlap"] is None and par["critical_steps"] == seq["critical_steps"]
+        assert par["helpers_done"] is (True if forks else None) and seq["helpers_done"] is None
+        for r in (par, seq):
+            assert r["fed_once"] is True
+            assert r["tokens"] >= r["critical_steps"] > 0 and r["forward_passes"] > 0 and r["wall_time_s"] > 0
+            assert r["trace"]["workers"][0]["text"] and r["arm"].startswith(r["model"])
+    summary = evaluation.summarize(rows)
+    assert len(summary) == 6  # per arm and task kind
+    table = {(r["model"], r["kind"]): r for r in summary}
+    assert all(r["accuracy"] == 1.0 and r["runs"] == 2 for r in summary)
+    assert table["par", "compound"]["accuracy_lo"] < 1.0 == table["par", "compound"]["accuracy_hi"]  # 2 runs prove little
+    assert table["par", "simple"]["spawn_rate_unneeded"] == 0.0 and table["par", "simple"]["spawn_rate"] == 0.0
+    assert table["par", "compound"]["spawn_rate"] == 1.0 and table["par", "compound"]["spawn_rate_unneeded"] is None
+    assert table["par", "compound"]["helpers_done"] == 1.0 and table["par", "simple"]["helpers_done"] is None
+    assert table["par", "compound"]["spawned_per_problem"] >= 4 and table["par", "compound"]["overlap"] is not None
+    assert all(table["seq", k]["spawned_per_problem"] == 0 and table["seq", k]["overlap"] is None for k in ("compound", "simple"))
+    with open(out / "summary.csv") as f:
+        header = next(csv.reader(f))
+    for column in ("arm", "kind", "accuracy", "accuracy_lo", "accuracy_hi", "mean_tokens", "critical_steps", "critical_steps_ci",
+                   "mean_forward_passes", "mean_wall_time_s", "spawned_per_problem", "helpers_done", "fed_once", "spawn_rate_unneeded", "overlap"):
+        assert column in header
+    for name in ("accuracy_vs_budget.png", "accuracy_vs_latency.png", "accuracy_vs_forward_passes.png", "tokens_per_solved.png"):
+        assert (out / name).stat().st_size > 1000
+
+
+def test_the_budget_is_a_per_worker_limit(harness, tmp_path):
+    _, tasks, models, kinds, _, rows = harness
+    full = {r["task"]: r["critical_steps"] for r in rows if r["model"] == "seq"}
+    budget = sorted(full.values())[len(full) // 2]
+    arms = evaluation.grid(models=["seq"], strategies=["adaptive"], workers=[1], budgets=[budget], finisher=False)
+    short = evaluation.run(models, tasks, arms, tmp_path, generate=forcing(tasks, kinds), progress=False, plots=False,
+                           log=lambda s: None)
+    assert max(r["tokens"] for r in short) <= budget
+    for r in short:  # a trace cut before its boxed answer has no answer ("\\boxed{..}\n<done>" ends it)
+        assert r["correct"] if full[r["task"]] <= budget else (r["correct"] == (full[r["task"]] <= budget + 8))
+
+
+def test_rows_resume(harness):
+    out, tasks, models, kinds, arms, rows = harness
+    calls = []
+
+    def counting(*a, **kw):
+        calls.append(1)
+        return forcing(tasks, kinds)(*a, **kw)
+
+    again = evaluation.run(models, tasks, arms, out, generate=counting, progress=False, plots=False, log=lambda s: None)
+    assert calls == [] and len(again) == len(rows)
+    lines = (out / "runs.jsonl").read_text().splitlines()
+    assert len(lines) == 12 and all(json.loads(x)["trace"]["workers"] for x in lines)
+
+
+def test_self_consistency_votes_over_samples(harness, tmp_path):
+    _, tasks, models, kinds, _, _ = harness
+    simple = [t for t in tasks if t.kind == "simple"][:1]
+    arm = evaluation.Arm("seq", "adaptive", "full", 1, 1000, samples=3, finisher=False)
+    (row,) = evaluation.run(models, simple, [arm], tmp_path, generate=forcing(simple, kinds), progress=False,
+                            plots=False, log=lambda s: None)
+    assert " x3 " in row["arm"] and len(row["trace"]) == 3 and row["correct"]
+    assert row["tokens"] == 3 * (row["critical_steps"] + 1)  # three runs of one forced trace, side by side
+
+
+@pytest.mark.parametrize("arm, match", [
+    (dict(strategy="adaptive", visibility="step"), "shared history"),
+    (dict(strategy="hogwild", siblings="off"), "does not speak it"),
+    (dict(budget=0), "budget=0"),
+    (dict(model="nope"), "no model named 'nope'"),
+    (dict(strategy="self_consistency", samples=2), "already aggregates"),
+    (dict(visibility="sideways"), "unknown visibility"),
+])
+def test_arms_a_model_cannot_run_are_refused_before_compute(arm, match):
+    with pytest.raises(ValueError, match=match):
+        evaluation.Arm(**{"model": "m", **arm}).check({"m": None})
+
+
+def test_the_real_checks_run_before_the_grid(tmp_path):
+    models, _ = forced_models()
+    tasks = evaluation.load_tasks("tasks:simple=1")
+    no_tokenizer = {"par": (models["par"][0], None)}
+    with pytest.raises(ValueError, match="cannot run on model 'par'.*tokenizer"):
+        evaluation.run(no_tokenizer, tasks, [evaluation.Arm("par", "adaptive", workers=1)], tmp_path, progress=False)
+    assert not (tmp_path / "runs.jsonl").exists()
+
+
+def test_a_grid_over_its_time_budget_is_refused_with_its_size(tmp_path):
+    models, _ = forced_models()
+    tasks = evaluation.load_tasks("tasks:simple=3")
+    arms = evaluation.grid(models=["par"], strategies=["adaptive"], workers=[1], budgets=[30000])
+    with pytest.raises(ValueError, match=r"3 runs, estimated at .* min, over the stated budget of 0.001 min.*--yes"):
+        evaluation.run(models, tasks, arms, tmp_path, max_minutes=0.001, progress=False)
+
+
+@pytest.mark.parametrize("lines, match", [
+    (['{"question": "q", "answer": null}'], "line 1: answer None cannot be compared"),
+    (['{"question": "q", "answer": "1"}', '{"question": "", "answer": "1"}'], "line 2: question '' must be non-empty"),
+    (['{"question": "q", "answer": "1", "parallel": "yes"}'], "line 1: parallel='yes'"),
+    (['{"answer": "1"}'], "line 1: missing field\\(s\\) question"),
+])
+def test_bad_task_files_name_the_line(tmp_path, lines, match):
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(lines))
+    with pytest.raises(ValueError, match=match):
+        evaluation.load_tasks(str(path))
+
+
+@pytest.mark.parametrize("source, match", [("tasks:countdown9=3", "countdown9=3"), ("tasks:simple", "NAME=N"), ("", "give")])
+def test_bad_generated_sources(source, match):
+    with pytest.raises(ValueError, match=match):
+        evaluation.load_tasks(source)
+
+
+def test_overlap_counts_repeated_lines_among_siblings_only():
+    w = lambda parent, text: {"parent": parent, "text": text}  # noqa: E731
+    assert evaluation.overlap([w(None, "a\nb")]) is None
+    assert evaluation.overlap([w(None, "a\nb"), w(None, "a\nb")]) == 0.5
+    assert evaluation.overlap([w(None, "x"), w(0, "a"), w(0, "b"), w(1, "a")]) == 0.0  # different parents
+    assert evaluation.overlap([w(0, " a  b "), w(0, "a b"), w(0, "c")]) == pytest.approx(1 / 3)
+    assert evaluation.overlap([w(0, "a\n<done>"), w(0, "b\n<done>")]) == 0.0  # markers are not work
+
+
+def test_cli_refuses_bad_models_and_arms_before_loading(capsys):
+    from collab.__main__ import main
+
+    assert main(["eval", "--models", "a=", "--out", "/nonexistent/x"]) != 0
+    assert "NAME=MODEL" in capsys.readouterr().err
+    assert main(["eval", "--strategy", "hogwild", "--siblings", "off", "--out", "/nonexistent/x"]) != 0
+    assert "does not speak it" in capsys.readouterr().err
+
+
+def test_generated_problems_do_not_depend_on_the_other_tasks_asked():
+    mixed = evaluation.load_tasks("tasks:compound=2,countdown4=3,simple=1")
+    alone = evaluation.load_tasks("tasks:countdown4=3")
+    assert [t.id for t in mixed if t.kind == "countdown4"] == [t.id for t in alone]
+    assert all(t.problem.split == "test" for t in mixed)
+    assert {t.problem.split for t in evaluation.load_tasks("tasks:simple=3@train")} == {"train"}
