@@ -5,10 +5,13 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
+from transformers import GenerationConfig
+
 from . import answers, memory, prompts
 from .attention import resolve_backend
 from .config import RunOptions, check_workers
 from .controller import Controller, Limits
+from .habits import check_model_argument, eos_from, prompt_from, refuse_unknown, streamers
 from .models import has_adapter, load, trained_protocol
 from .options import normalize
 from .partial import Interrupted, keeping_partial  # noqa: F401  (Interrupted: collab's public name)
@@ -40,7 +43,7 @@ def generate(
     scorer: Callable[[str], float] | None = None,
     search: dict | SearchOptions | None = None,
     answer: str = "auto",
-    max_new_tokens: int = 256,
+    max_new_tokens: int | None = None,
     do_sample: bool | None = None,
     temperature: float | None = None,
     top_p: float | None = None,
@@ -56,6 +59,13 @@ def generate(
     attention: str = "auto",
     step_end: Callable[[str], bool] | None = None,
     kv_cap: int | str | None = None,
+    generation_config=None,
+    eos_token_id: int | list[int] | None = None,
+    pad_token_id: int | None = None,
+    streamer=None,
+    input_ids=None,
+    attention_mask=None,
+    **transformers_options,
 ) -> Result:
     """Run workers of one model over one shared KV cache and return a `Result`.
 
@@ -73,7 +83,12 @@ def generate(
     `step_end(text_before_a_blank_line) -> bool` (see collab.steps); kv_cap: bytes (or "2GiB")
     of KV the run may hold: past it the youngest workers end with reason "kv_cap". Runs whose
     budgets allow more KV than the free memory are refused up front (see collab.memory).
-    Sampling options default to the model's generation config; `seed` makes runs reproducible.
+    Sampling options default to the model's generation config (or `generation_config`, which
+    also gives `max_new_tokens` and `eos_token_id` when they are left None; else 256 tokens per
+    worker); `seed` makes runs reproducible. transformers habits: `input_ids` (a 1-D or [1, T]
+    tensor, as is a tensor prompt), an all-ones `attention_mask`, `eos_token_id`, `pad_token_id`
+    (ignored: collab never pads), `streamer` (one, for the first worker, or one per root worker);
+    `max_length`, `num_return_sequences` and the like are refused with collab's equivalent.
 
     On KeyboardInterrupt, `collab.Interrupted` (a KeyboardInterrupt) is raised with the partial
     result on `.result`; any other exception (a callback's, a logits processor's) is re-raised
@@ -82,7 +97,9 @@ def generate(
     >>> result = generate(None, "What is 2 + 3?", workers=2, max_new_tokens=32)  # doctest: +SKIP
     >>> print(result.text)  # doctest: +SKIP
     """
-    return _prepare(**locals()).execute()
+    options = dict(locals())
+    refuse_unknown(options.pop("transformers_options"), options)
+    return _prepare(**options).execute()
 
 
 def stream(model=None, prompt: str | list = "", **options) -> "Stream":
@@ -106,17 +123,21 @@ def stream(model=None, prompt: str | list = "", **options) -> "Stream":
     except TypeError as exc:
         raise TypeError(f"collab.stream takes the options of collab.generate: {exc}") from None
     bound.apply_defaults()
-    return Stream(_prepare(**bound.arguments))
+    arguments = dict(bound.arguments)
+    refuse_unknown(arguments.pop("transformers_options"), arguments)
+    return Stream(_prepare(**arguments))
 
 
 class _Job:
     """A validated run and how to conclude it: what generate and stream share."""
 
-    def __init__(self, run: Run, aggregate, scorer, answer: str):
-        self.run, self.aggregate, self.scorer, self.answer = run, aggregate, scorer, answer
+    def __init__(self, run: Run, aggregate, scorer, answer: str, streams=()):
+        self.run, self.aggregate, self.scorer, self.answer, self.streams = run, aggregate, scorer, answer, streams
 
     def conclude(self, result: Result) -> Result:
         _conclude(result, self.aggregate, self.scorer, self.answer)
+        for s in self.streams:
+            s.end()
         return result
 
     def execute(self) -> Result:
@@ -133,11 +154,21 @@ def _build(
     *, model, prompt, tokenizer, workers, visibility, template, strategy, protocol, limits, finisher,
     finisher_tokens, scorer, search, answer, max_new_tokens, do_sample, temperature, top_p, top_k,
     repetition_penalty, seed, ignore_eos, output_logits, logits_processor, callback, progress,
-    page_size, attention, step_end, kv_cap,
+    page_size, attention, step_end, kv_cap, generation_config, eos_token_id, pad_token_id, streamer, input_ids,
+    attention_mask,
 ) -> _Job:
     """Resolve the options (before any compute) and build the run. Takes `generate`'s options by
     keyword (an option added there and not here fails at once)."""
     check_workers(workers)
+    check_model_argument(model, input_ids if input_ids is not None else prompt)
+    prompt = prompt_from(prompt, input_ids, attention_mask)
+    if generation_config is not None and not isinstance(generation_config, GenerationConfig):
+        raise TypeError(f"generation_config={generation_config!r}: give a transformers GenerationConfig")
+    if max_new_tokens is None:
+        max_new_tokens = getattr(generation_config, "max_new_tokens", None) or DEFAULT_NEW_TOKENS
+    streams = streamers(streamer)
+    if streams:
+        callback = _streaming(streams, callback)
     preset = resolve_strategy(strategy)
     chosen = resolve_protocol(protocol or preset.protocol) if (protocol or preset.protocol) else None
     roots_spawn = chosen.start(workers) if chosen is not None else ()  # refuses a path count its format cannot write
@@ -204,8 +235,9 @@ def _build(
     memory.check(need, cap, memory.available(model), _knobs(chosen, search_options))
     options.kv_cap_pages = None if cap is None else cap // (memory.bytes_per_token(model) * page_size)
     sampled_by_preset = preset.sample and do_sample is None
+    options.eos_ids = eos_from(eos_token_id, generation_config)
     generation = resolve_config(
-        model,
+        generation_config or model,
         do_sample=True if sampled_by_preset else do_sample,
         temperature=0.7 if sampled_by_preset and temperature is None else temperature,
         top_p=top_p,
@@ -228,7 +260,32 @@ def _build(
     seed = draw_seed() if seed is None else seed
     run = Run(model, tokenizer, encoded, options, generation, logits_processor, seed, adaptive, driver)
     run.result.strategy = strategy
-    return _Job(run, preset.aggregate, scorer, answer)
+    return _Job(run, preset.aggregate, scorer, answer, streams)
+
+
+DEFAULT_NEW_TOKENS = 256
+
+
+def _streaming(streams: list, callback):
+    """A step callback that feeds root worker i's tokens to streams[i] (the prompt first, as
+    transformers' streamers expect), then calls the user's callback."""
+    import torch
+
+    started = []
+
+    def feed(update):
+        if not started:
+            started.append(True)
+            prompt = torch.tensor([update.result.prompt_ids])
+            for s in streams:
+                s.put(prompt)
+        for i, s in enumerate(streams):
+            if i in update.tokens:
+                s.put(torch.tensor([update.tokens[i]]))
+        if callback is not None:
+            callback(update)
+
+    return feed
 
 
 def _estimate(model, encoded, options, protocol, limits, finisher, finisher_tokens, search) -> memory.Estimate:

@@ -33,6 +33,7 @@ class RunOptions:
     callback: Callable[[Any], None] | None = None
     step_end: Callable[[str], bool] | None = None  # custom end-of-step rule (collab.steps)
     kv_cap_pages: int | None = None  # KV pages the arena may hold (from kv_cap); None: no cap
+    eos_ids: set | None = None  # end-of-sequence ids the caller named; None: the model's and the tokenizer's
     policy: Any = field(init=False, default=None)  # the resolved visibility policy
 
     def __post_init__(self):

@@ -137,7 +137,7 @@ class Run:
         self.adaptive = adaptive
         self.policy = options.policy
         self.inv_freq = rope_inv_freq(model)
-        self.eos = _eos_ids(model, tokenizer)
+        self.eos = options.eos_ids if options.eos_ids is not None else _eos_ids(model, tokenizer)
         self.decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=False)  # what markers are read in
         self.text_of = lambda ids: tokenizer.decode(ids, skip_special_tokens=True)  # `Worker.text`
         self.table = BlockTable(options.page_size, limit=options.kv_cap_pages)

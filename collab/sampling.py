@@ -25,8 +25,9 @@ _SEED_MIX = 0x9E3779B97F4A7C15  # golden-ratio increment: well-spread per-worker
 
 
 def resolve_config(model, **overrides) -> GenerationConfig:
-    """The model's generation config with the non-None `overrides` applied."""
-    base = getattr(model, "generation_config", None)
+    """The model's generation config (or `model` itself, when it is a GenerationConfig) with the
+    non-None `overrides` applied."""
+    base = model if isinstance(model, GenerationConfig) else getattr(model, "generation_config", None)
     config = copy.deepcopy(base) if base is not None else GenerationConfig()
     config.update(**{k: v for k, v in overrides.items() if v is not None})
     if config.do_sample is None:

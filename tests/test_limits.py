@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from scripted import CharTokenizer, Script
 from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -229,6 +230,11 @@ CASES = {
     "option-types": lambda: " ".join(raised((TypeError, ValueError), gen(**{k: v})) for k, v in [
         ("temperature", "0.7"), ("seed", 2.5), ("top_p", float("nan")), ("do_sample", "false"), ("finisher", "no"),
         ("limits", "none"), ("max_new_tokens", float("inf"))]),
+    "hf-option": lambda: " ".join(raised(TypeError, gen(**{k: v})) for k, v in [
+        ("max_length", 20), ("num_return_sequences", 2), ("return_dict_in_generate", True), ("num_beams", 2)]),
+    "hf-padding": lambda: raised(ValueError, gen(attention_mask=[0] + [1] * (len(P) - 1))),
+    "hf-batch": lambda: raised(ValueError, gen(prompt=torch.tensor([P, P]))),
+    "model-prompt": lambda: raised(TypeError, lambda: collab.generate("What is 2+3?")),
     "no-lm-head": lambda: raised(collab.UnsupportedModelError, gen(model=tiny_model().model)),
     "compiled": compiled,
     "tokenizer-name": lambda: raised(TypeError, gen(tokenizer="gpt2")),

@@ -40,10 +40,11 @@ def bad_values(name):
 
 
 def test_every_typed_option_of_generate_is_in_the_layer():
-    options = set(inspect.signature(collab.generate).parameters) - {"model", "prompt"}
+    options = set(inspect.signature(collab.generate).parameters) - {"model", "prompt", "transformers_options"}
     assert set(SPEC) <= options
     untyped = options - set(SPEC)  # checked by their own resolvers, each with a row in the README's table
-    assert untyped == {"tokenizer", "visibility", "protocol", "limits", "search", "logits_processor", "kv_cap"}
+    assert untyped == {"tokenizer", "visibility", "protocol", "limits", "search", "logits_processor", "kv_cap",
+                       "generation_config", "eos_token_id", "streamer", "input_ids", "attention_mask"}  # collab.habits
 
 
 @given(data=st.data())
