@@ -21,9 +21,15 @@ from .controller import Limits
 from .search import SearchOptions, SearchTree
 from .protocols import PROTOCOLS
 from .strategies import STRATEGIES
-from .evaluation import run as eval  # noqa: A001  (collab.eval: the evaluation harness)
+from pathlib import Path as _Path
+
+from .evaluation import run as eval  # noqa: A001  (collab.eval; not in __all__: `import *` keeps the builtin)
+
+# a folder holding `custom_generate/generate.py`: model.generate(..., custom_generate=CUSTOM_GENERATE, trust_remote_code=True)
+CUSTOM_GENERATE = _Path(__file__).parent / "hub"
 
 __all__ = [
+    "CUSTOM_GENERATE",
     "Event",
     "Interrupted",
     "Limits",
@@ -41,10 +47,9 @@ __all__ = [
     "UnsupportedModelError",
     "VISIBILITIES",
     "Worker",
-    "eval",
     "events",
     "generate",
     "stream",
     "load",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -56,3 +56,12 @@ def test_the_default_model_with_the_adaptive_strategy_uses_it():
     r = collab.generate(None, SIMPLE[0], strategy="adaptive", finisher=False, max_new_tokens=24, do_sample=False,
                         progress=False)
     assert "<done>" in r.workers[0].text or r.workers[0].finish_reason.startswith("done marker")
+
+
+def test_the_sequential_baseline_adapter_works_alone_and_is_trained_on_the_same_views():
+    model, tokenizer = collab.load(adapter="sequential")
+    assert model.collab_views == {"protocol": "markers", "siblings": False}
+    for prompt in COMPOUND[:2]:
+        r = collab.generate(model, prompt, tokenizer=tokenizer, strategy="adaptive", finisher=False, max_new_tokens=96,
+                            do_sample=False, progress=False)
+        assert len(r.workers) == 1  # taught on sequential traces: it never spawns

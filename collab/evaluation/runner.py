@@ -88,18 +88,19 @@ def _options(arm: Arm, seed: int) -> dict:
 def _dry_run(models: dict, arms: list[Arm], task: Task) -> None:
     """Every arm's options through `collab.generate`'s checks on a real model (no forward pass):
     a configuration the model cannot run is refused before the grid starts."""
-    from ..api import _prepare
+    import inspect
 
+    from ..api import _prepare, generate
+
+    signature = inspect.signature(generate)
     for arm in arms:
         model, tokenizer = models[arm.model]
-        kw = _options(arm, 0)
+        bound = signature.bind(model, task.question, tokenizer=tokenizer, **_options(arm, 0))
+        bound.apply_defaults()
+        options = dict(bound.arguments)
+        options.pop("transformers_options")
         try:
-            _prepare(model=model, prompt=task.question, tokenizer=tokenizer, template="default",
-                     protocol=kw.pop("protocol", None), limits=None, finisher=kw.pop("finisher", None), finisher_tokens=32,
-                     scorer=None, search=None, answer="auto", do_sample=kw.pop("do_sample", None),
-                     temperature=kw.pop("temperature", None), top_p=None, top_k=None, repetition_penalty=None,
-                     ignore_eos=False, output_logits=False, logits_processor=None, callback=None, page_size=16,
-                     attention="auto", step_end=None, kv_cap=None, **kw)
+            _prepare(**options)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"arm {arm.name!r} cannot run on model {arm.model!r}: {exc}") from None
 
