@@ -166,6 +166,18 @@ def eval_main(argv: list[str]) -> int:
     return 0
 
 
+def space_main(argv: list[str]) -> int:
+    from . import space
+
+    p = argparse.ArgumentParser(prog="python -m collab space", description="Write a Hugging Face Space folder that deploys as pushed.")
+    p.add_argument("out", help="the folder to write (new or empty)")
+    p.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+    args = p.parse_args(argv)
+    wheel = space.build(args.out, force=args.force)
+    print(f"wrote the Space to {args.out} (collab as {wheel.name}); push the folder to a Space repository")
+    return 0
+
+
 def ablate_main(argv: list[str]) -> int:
     from . import ablate, models
 
@@ -250,12 +262,14 @@ def main(argv: list[str] | None = None) -> int:
             return bench_main(argv[1:])
         if argv and argv[0] == "ablate":
             return ablate_main(argv[1:])
+        if argv and argv[0] == "space":
+            return space_main(argv[1:])
         if argv and argv[0] == "eval":
             return eval_main(argv[1:])
         if argv and argv[0] == "train":
             return train_main(argv[1:])
         return generate_main(argv)
-    except (ValueError, TypeError, ModuleNotFoundError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, ModuleNotFoundError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
         print(f"collab: error: {exc}", file=sys.stderr)
         return 2
 

@@ -8,7 +8,6 @@ an already loaded model.
 from __future__ import annotations
 
 import math
-
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # set before gradio is imported: no calls home
