@@ -1,7 +1,8 @@
 """The package as users install it: `python -m build` makes a wheel and an sdist whose metadata
 passes `twine check`; the wheel, installed on its own (not the editable checkout), carries every
-prompt, kernel, task file, adapter and the custom_generate folder, reports its version, and runs
-the command line on the embedded default model."""
+prompt, kernel, task file, adapter and the custom_generate folder, reports its version, runs the
+command line on the embedded default model and the quickstart notebook. (The Space from the
+wheel: tests/test_space_build.py.)"""
 
 import os
 import subprocess
@@ -41,10 +42,16 @@ def test_a_wheel_and_an_sdist_with_metadata_twine_accepts(dist):
     assert shipped - names == set()
 
 
-def test_the_installed_wheel_runs_on_its_own(dist, tmp_path):
-    target = tmp_path / "site"
+@pytest.fixture(scope="module")
+def installed(dist, tmp_path_factory):
+    target = tmp_path_factory.mktemp("site")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
                     str(next(dist.glob("*.whl")))], check=True, capture_output=True)
+    return target
+
+
+def test_the_installed_wheel_runs_on_its_own(installed, tmp_path):
+    target = installed
     env = {**os.environ, "PYTHONPATH": str(target)}
     probe = ("import collab, importlib.metadata as m; "
              "from collab import prompts, tasks; from collab.kernels import reference; "
@@ -61,3 +68,14 @@ def test_the_installed_wheel_runs_on_its_own(dist, tmp_path):
                           "--no-progress"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert "=== Alice" in cli.stdout and "forward passes" in cli.stdout
+
+
+def test_the_quickstart_notebook_runs_on_the_installed_wheel(installed, tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("PYTHONPATH", str(installed))  # the kernel imports collab from the wheel
+    nb = nbformat.read(ROOT / "examples" / "quickstart.ipynb", as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell("import collab; print('collab from', collab.__file__)"))
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    where = "".join(o.get("text", "") for o in nb.cells[0].outputs)
+    assert f"collab from {installed}{os.sep}collab" in where
