@@ -127,6 +127,8 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-minutes", type=float, default=60.0, help="refuse a grid estimated to run longer (see --yes)")
     p.add_argument("--yes", action="store_true", help="run even when the estimate is over --max-minutes")
     p.add_argument("--out", default="eval", help="output folder (runs.jsonl, summary.csv, plots)")
+    p.add_argument("--report", action="store_true",
+                   help="only summarize and plot the rows already in --out (every runs*.jsonl there, merged)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -149,6 +151,10 @@ def eval_main(argv: list[str]) -> int:
     from . import evaluation, models
 
     args = _eval_parser().parse_args(argv)
+    if args.report:
+        evaluation.report(None, args.out)
+        print(f"wrote {args.out}/summary.csv and the plots")
+        return 0
     specs = _model_specs(args.models)
     finisher = {"preset": None, "on": True, "off": False}[args.finisher]
     arms = evaluation.grid(list(specs), args.strategy, args.visibility, args.workers, args.budgets, args.samples,

@@ -202,3 +202,17 @@ def test_generated_problems_do_not_depend_on_the_other_tasks_asked():
     assert [t.id for t in mixed if t.kind == "countdown4"] == [t.id for t in alone]
     assert all(t.problem.split == "test" for t in mixed)
     assert {t.problem.split for t in evaluation.load_tasks("tasks:simple=3@train")} == {"train"}
+
+
+def test_rows_from_several_runs_files_merge_into_one_report(harness, tmp_path):
+    out, *_ , rows = harness
+    lines = (out / "runs.jsonl").read_text().splitlines()
+    (tmp_path / "runs.jsonl").write_text("\n".join(lines[:7]) + "\n")
+    (tmp_path / "runs-b.jsonl").write_text("\n".join(lines[5:]) + "\n")  # two rows in both files: counted once
+    from collab.__main__ import main
+
+    assert main(["eval", "--report", "--out", str(tmp_path)]) == 0
+    with open(tmp_path / "summary.csv") as f:
+        merged = list(csv.DictReader(f))
+    assert sum(int(r["runs"]) for r in merged) == 12 and (tmp_path / "accuracy_vs_budget.png").exists()
+    assert main(["eval", "--report", "--out", str(tmp_path / "empty")]) == 2

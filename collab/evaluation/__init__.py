@@ -12,8 +12,8 @@ spawning where none is needed, and duplicated work; plots in the shape of APR's 
 """
 
 from .grid import Arm, grid
-from .runner import run, run_one
+from .runner import report, run, run_one
 from .sources import Task, load_tasks
 from .summary import format_table, overlap, summarize, write_summary
 
-__all__ = ["Arm", "Task", "format_table", "grid", "load_tasks", "overlap", "run", "run_one", "summarize", "write_summary"]
+__all__ = ["Arm", "Task", "format_table", "grid", "load_tasks", "overlap", "report", "run", "run_one", "summarize", "write_summary"]

@@ -60,6 +60,25 @@ def run(models: dict, tasks: list[Task], arms: list[Arm], out, *, seeds=(0,), pr
             f.write(json.dumps(row) + "\n")
             f.flush()
             rows.append(row)
+    report(rows, out, plots=plots, log=log)
+    return rows
+
+
+def report(rows, out, plots: bool = True, log=print) -> list[dict]:
+    """The summary (out/summary.csv, printed) and the plots of `rows`, or of every runs*.jsonl in
+    `out` when `rows` is None (rows written by several processes, merged)."""
+    out = Path(out)
+    if rows is None:
+        files = sorted(out.glob("runs*.jsonl"))
+        if not files:
+            raise FileNotFoundError(f"no runs*.jsonl in {out}: run the grid first")
+        merged = {}
+        for path in files:
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    merged.setdefault(key(row), row)  # a run written twice counts once
+        rows = list(merged.values())
     table = summarize(rows)
     write_summary(table, out / "summary.csv")
     log(format_table(table))
@@ -67,7 +86,7 @@ def run(models: dict, tasks: list[Task], arms: list[Arm], out, *, seeds=(0,), pr
         from .plots import plot
 
         plot(table, out)
-    return rows
+    return table
 
 
 def _options(arm: Arm, seed: int) -> dict:
