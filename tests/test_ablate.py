@@ -56,7 +56,7 @@ class FakeResult:
     def __init__(self, answer):
         from collab.result import Stats
 
-        self.answer, self.workers, self.events = answer, [], []
+        self.answer, self.workers, self.events, self.blocks = answer, [], [], {}
         self.stats = Stats(generated_tokens=10, forward_passes=5, wall_time_s=0.1)
 
 
