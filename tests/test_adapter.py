@@ -54,7 +54,7 @@ def test_the_adapter_is_merged_into_a_copy_and_the_base_model_is_untouched(adapt
 
 
 def test_the_default_model_with_the_adaptive_strategy_uses_it():
-    r = collab.generate(None, SIMPLE[0], strategy="adaptive", finisher=False, max_new_tokens=24, do_sample=False,
+    r = collab.generate(None, SIMPLE[0], strategy="adaptive", finisher=False, max_new_tokens=64, do_sample=False,
                         progress=False)
     assert "<done>" in r.workers[0].text or r.workers[0].finish_reason.startswith("done marker")
 

@@ -71,7 +71,7 @@ def test_cli_bad_flag_is_a_clear_error():
     out = subprocess.run(
         [sys.executable, "-m", "collab", "hi", "--workers", "0"], capture_output=True, text=True, timeout=300
     )
-    assert out.returncode == 2 and "workers must be between 1 and 64, got 0" in out.stderr
+    assert out.returncode == 2 and "workers=0 is out of range: give an int from 1 to 64" in out.stderr
 
 
 def test_conversion_cache_honours_env(tmp_path):
