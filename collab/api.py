@@ -9,7 +9,7 @@ from transformers import GenerationConfig
 
 from . import answers, memory, prompts
 from .attention import resolve_backend
-from .config import RunOptions, check_workers
+from .config import RunOptions
 from .controller import Controller, Limits
 from .habits import check_model_argument, eos_from, prompt_from, refuse_unknown, streamers
 from .models import has_adapter, load, trained_protocol
@@ -159,7 +159,6 @@ def _build(
 ) -> _Job:
     """Resolve the options (before any compute) and build the run. Takes `generate`'s options by
     keyword (an option added there and not here fails at once)."""
-    check_workers(workers)
     check_model_argument(model, input_ids if input_ids is not None else prompt)
     prompt = prompt_from(prompt, input_ids, attention_mask)
     if generation_config is not None and not isinstance(generation_config, GenerationConfig):
@@ -194,8 +193,6 @@ def _build(
     if preset.aggregate == "best" and not callable(scorer):
         raise ValueError("strategy='best_of_n' needs scorer=callable(text) -> float to pick the best worker")
     cap = memory.parse_bytes(kv_cap)
-    if scorer is not None and not callable(scorer):
-        raise TypeError(f"scorer must be a callable(text) -> float, got {scorer!r}")
     if chosen is not None and options.policy.history:
         raise ValueError(
             f"visibility {options.visibility!r} moves finished steps into a shared history, but protocol "
@@ -204,8 +201,6 @@ def _build(
         )
     if preset.search and options.policy.history:
         raise ValueError(f"visibility {options.visibility!r} moves steps into a shared history; search strategies fork steps: use 'none' or 'full'")
-    if not isinstance(finisher_tokens, int) or finisher_tokens < 1:
-        raise ValueError(f"finisher_tokens must be a positive int, got {finisher_tokens!r}")
     answers.check_kind(answer)
     if logits_processor is not None and not all(callable(p) for p in logits_processor):
         raise TypeError("logits_processor must be a list of callables (transformers LogitsProcessor)")

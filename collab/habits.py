@@ -16,7 +16,6 @@ HINTS = {
     "num_return_sequences": "each worker is one sequence: pass workers=N (strategy='self_consistency' for independent samples)",
     "return_dict_in_generate": "collab returns a collab.Result: result.workers[i].token_ids and .text per worker",
     "output_scores": "pass output_logits=True: result.workers[i].logits",
-    "output_logits": None,  # a collab option of the same name
     "num_beams": "collab runs workers, not beams: strategy='tree_of_thoughts' or 'mcts' searches over forked steps",
     "stopping_criteria": "pass callback=... (raise in it to stop; the partial result is kept) or step_end=...",
     "max_time": "pass callback=... and raise in it when your time is up (the partial result is kept)",
@@ -63,8 +62,7 @@ def _ids(value, name: str) -> list[int]:
     elif len(shape) != 1:
         raise ValueError(f"{name} of shape {shape}: collab's workers share one prompt; pass a 1-D tensor or one row "
                          "[1, T] (run several prompts one after another)")
-    ids = [int(t) for t in value.tolist()]
-    return ids
+    return [int(t) for t in value.tolist()]
 
 
 def eos_from(eos_token_id, generation_config) -> set[int] | None:

@@ -96,14 +96,9 @@ def attached(model):
 def cache_keyword(model) -> str:
     """The name the model's forward takes its cache by: `cache` in current transformers (5.24 on),
     `past_key_values` before it (now deprecated there)."""
-    kind = type(model)
-    if kind not in _CACHE_KEYWORD:
-        params = inspect.signature(kind.forward).parameters
-        _CACHE_KEYWORD[kind] = "cache" if "cache" in params else "past_key_values"
-    return _CACHE_KEYWORD[kind]
+    return "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
 
 
-_CACHE_KEYWORD: dict = {}
 _LOCKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _LOCKS_LOCK = threading.Lock()
 
@@ -137,6 +132,7 @@ class Run:
         self.adaptive = adaptive
         self.policy = options.policy
         self.inv_freq = rope_inv_freq(model)
+        self.cache_keyword = cache_keyword(model)
         self.eos = options.eos_ids if options.eos_ids is not None else _eos_ids(model, tokenizer)
         self.decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=False)  # what markers are read in
         self.text_of = lambda ids: tokenizer.decode(ids, skip_special_tokens=True)  # `Worker.text`
@@ -357,7 +353,7 @@ class Run:
         out = self.model(
             input_ids=plan.input_ids.to(device),
             position_ids=plan.position_ids.to(device),
-            **{cache_keyword(self.model): self.cache},
+            **{self.cache_keyword: self.cache},
             use_cache=True,
             logits_to_keep=plan.logits_index.to(device),
             collab_plan=plan,

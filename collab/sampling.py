@@ -69,17 +69,19 @@ class ProcessorError(ValueError):
     """A logits processor returned something a token cannot be drawn from."""
 
 
+def _name(processor) -> str:
+    return getattr(processor, "__name__", None) or type(processor).__name__
+
+
 def _checked(processor, scores, shape) -> torch.Tensor:
-    name = getattr(processor, "__name__", None) or type(processor).__name__
+    """The scores a processor returned, if they are scores (checked on the host, no read-back)."""
+    name = _name(processor)
     if not isinstance(scores, torch.Tensor):
         raise ProcessorError(f"logits processor {name} returned {type(scores).__name__}, not the scores: "
                              "return a tensor of the scores' shape (processors may edit scores in place and return them)")
     if scores.shape != shape:
         raise ProcessorError(f"logits processor {name} returned scores of shape {tuple(scores.shape)}, "
                              f"not {tuple(shape)}: keep one row of vocabulary scores")
-    if torch.isnan(scores).any() or not (scores > float("-inf")).any():
-        raise ProcessorError(f"logits processor {name} left no token to draw (NaN, or every score -inf): "
-                             "leave at least one finite score")
     return scores
 
 
@@ -112,6 +114,10 @@ class WorkerSampler:
             scores = logits.clone()
             for processor in self.processors:
                 scores = _checked(processor, processor(input_ids, scores), logits.shape)
+            if not torch.isfinite(scores.max()):  # one read-back: NaN anywhere, or nothing left above -inf
+                names = ", ".join(_name(p) for p in self.processors)
+                raise ProcessorError(f"logits processor {names} left no token to draw (NaN, or every score -inf): "
+                                     "leave at least one finite score")
         if not self.do_sample:
             return int(scores.argmax(-1))
         probs = torch.softmax(scores.float(), dim=-1).cpu()

@@ -44,8 +44,6 @@ def build(out, force: bool = False) -> Path:
     try:
         subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
                        check=True, capture_output=True, text=True)
-    except FileNotFoundError:
-        raise
     except subprocess.CalledProcessError as exc:
         raise RuntimeError(f"building collab's wheel failed (pip install build?):\n{exc.stderr[-2000:]}") from None
     wheel = next(out.glob("collab-*.whl"))

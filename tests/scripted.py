@@ -40,3 +40,16 @@ class Script:
         forced = torch.full_like(scores, float("-inf"))
         forced[:, target] = 0.0
         return forced
+
+
+class Recorder:
+    """A streamer (transformers' put/end protocol) that records what it is given."""
+
+    def __init__(self):
+        self.calls, self.ended = [], False
+
+    def put(self, value):
+        self.calls.append(value.tolist())
+
+    def end(self):
+        self.ended = True

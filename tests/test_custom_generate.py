@@ -9,6 +9,7 @@ from transformers.generation.utils import GenerateDecoderOnlyOutput
 
 import collab
 from conftest import tiny_model
+from scripted import Recorder
 
 P = torch.tensor([list(range(3, 20))])
 
@@ -64,16 +65,6 @@ def test_max_length_counts_the_prompt_and_options_without_a_meaning_are_refused(
 
 
 def test_a_streamer_sees_the_prompt_then_the_first_workers_tokens():
-    class Recorder:
-        def __init__(self):
-            self.calls, self.ended = [], False
-
-        def put(self, value):
-            self.calls.append(value.tolist())
-
-        def end(self):
-            self.ended = True
-
     rec = Recorder()
     out = hf(tiny_model(), workers=2, max_new_tokens=4, do_sample=False, streamer=rec)
     assert rec.calls[0] == P.tolist() and rec.ended

@@ -8,7 +8,7 @@ from transformers import GenerationConfig, TextStreamer
 
 import collab
 from conftest import tiny_model
-from scripted import CharTokenizer
+from scripted import CharTokenizer, Recorder
 
 P = list(range(3, 20))
 MODEL = tiny_model()
@@ -44,21 +44,11 @@ def test_a_generation_config_gives_sampling_the_budget_and_eos():
 
 
 def test_streamers_receive_the_prompt_then_each_root_workers_tokens():
-    class Recorder:
-        def __init__(self):
-            self.put_calls, self.ended = [], False
-
-        def put(self, value):
-            self.put_calls.append(value.tolist())
-
-        def end(self):
-            self.ended = True
-
     one, two = Recorder(), Recorder()
     result = collab.generate(MODEL, P, template=None, workers=2, max_new_tokens=5, seed=0, streamer=[one, two])
     for rec, worker in zip((one, two), result.workers):
-        assert rec.put_calls[0] == [P] and rec.ended
-        assert [v[0] for v in rec.put_calls[1:]] == worker.token_ids
+        assert rec.calls[0] == [P] and rec.ended
+        assert [v[0] for v in rec.calls[1:]] == worker.token_ids
 
 
 def test_a_transformers_text_streamer_prints_the_first_workers_text(capsys):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import asdict, dataclass
 
-from ..protocols import resolve_protocol
+from ..protocols import Markers
 from ..strategies import resolve_strategy
 from ..views import resolve_visibility
 
@@ -60,18 +60,12 @@ class Arm:
         if preset.protocol and policy.history:
             raise ValueError(f"arm {self.name!r}: visibility {self.visibility!r} keeps a shared history of steps, which "
                              f"protocol {preset.protocol!r} cannot fork from; use 'full', 'none' or 'lag:K'")
-        if preset.protocol:
-            resolve_protocol(preset.protocol)
         if self.samples > 1 and preset.aggregate:
             raise ValueError(f"arm {self.name!r}: strategy {self.strategy!r} already aggregates its workers; samples=1")
 
     def protocol(self):
         """The protocol this arm passes to `collab.generate` (None: the strategy's, as trained)."""
-        if self.siblings == "trained":
-            return None
-        from ..protocols import Markers
-
-        return Markers(siblings=self.siblings == "on")
+        return None if self.siblings == "trained" else Markers(siblings=self.siblings == "on")
 
 
 def grid(models=("model",), strategies=("hogwild",), visibility=("full",), workers=(2,), budgets=(64,), samples=(1,),

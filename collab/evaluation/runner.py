@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..answers import majority
+from ..strategies import resolve_strategy
 from .grid import Arm
 from .sources import Task
 from .summary import format_table, overlap, summarize, write_summary
@@ -94,7 +95,7 @@ def _options(arm: Arm, seed: int) -> dict:
           "seed": seed, "progress": False}
     if arm.sample or arm.samples > 1:
         kw |= {"do_sample": True, "temperature": SAMPLE_TEMPERATURE}
-    elif arm.strategy not in ("self_consistency", "best_of_n"):
+    elif not resolve_strategy(arm.strategy).sample:  # presets that sample (self_consistency) keep their way
         kw["do_sample"] = False
     if arm.finisher is not None:
         kw["finisher"] = arm.finisher
@@ -143,7 +144,7 @@ def estimate_minutes(models: dict, todo) -> float:
                     model(input_ids=ids[:, :1])
                     best = min(best, time.perf_counter() - t0)
             per_step[arm.model, width] = best
-    spawns = lambda arm: 2.0 if arm.strategy not in ("hogwild", "self_consistency", "best_of_n", None) else 1.0  # noqa: E731
+    spawns = lambda arm: 2.0 if resolve_strategy(arm.strategy).protocol else 1.0  # noqa: E731  (helpers about double the steps)
     return sum(arm.budget * arm.samples * spawns(arm) * per_step[arm.model, arm.workers] for arm, _, _ in todo) / 60
 
 
