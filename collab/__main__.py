@@ -25,6 +25,9 @@ def _generate_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--adapter", default=None, help='a LoRA adapter: "parallel" (shipped) or a peft adapter folder')
+    p.add_argument("--tp", action="store_true",
+                   help="under torchrun --nproc-per-node N: shard the model over the N processes (transformers' tensor "
+                        "parallelism, tp_plan='auto'); rank 0 prints")
     return p
 
 
@@ -82,7 +85,11 @@ def _bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--context", type=int, nargs="+", default=[256], help="prompt lengths in tokens")
     p.add_argument("--tokens", type=int, default=64, help="new tokens per worker")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best is kept")
-    p.add_argument("--json", default="bench-results.json", help="where to write the results")
+    p.add_argument("--json", default=None, help="where to write the results (default bench-results.json, gpu-check.json)")
+    p.add_argument("--gpu-check", action="store_true",
+                   help="on a CUDA GPU: the Triton kernel's bandwidth against the card's peak (4k and 32k context, 4 workers), "
+                        "exactness against the reference kernel, tokens/s against HF generate in bf16; one JSON file")
+    p.add_argument("--max-minutes", type=float, default=8.0, help="--gpu-check: skip the sections left after this long")
     return p
 
 
@@ -98,6 +105,7 @@ def _ablate_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default="hogwild", help="the preset each run uses (default hogwild: a finisher answers)")
     p.add_argument("--greedy", action="store_true", help="greedy decoding (default: sampling, temperature 0.7)")
     p.add_argument("--out", default="ablation", help="output folder (runs.jsonl, summary.csv, plots)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -129,8 +137,38 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="eval", help="output folder (runs.jsonl, summary.csv, plots)")
     p.add_argument("--report", action="store_true",
                    help="only summarize and plot the rows already in --out (every runs*.jsonl there, merged)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--no-progress", action="store_true")
     return p
+
+
+DEVICE_HELP = ("where each process loads its model: 'auto' (this process's GPU, cuda:LOCAL_RANK under torchrun or "
+               "accelerate launch, when CUDA is there; else the CPU), 'cpu', or a device such as 'cuda:1'")
+
+
+def _device(name: str) -> str:
+    """The device this process loads its model on (one model per process under a launcher)."""
+    import os
+
+    import torch
+
+    if name != "auto":
+        return name
+    if not torch.cuda.is_available():
+        return "cpu"
+    local = os.environ.get("LOCAL_RANK", "0")
+    if not local.isdigit() or int(local) >= torch.cuda.device_count():
+        raise ValueError(f"LOCAL_RANK={local!r} but {torch.cuda.device_count()} GPU(s) are visible: launch at most one "
+                         "process per GPU (torchrun --nproc-per-node, accelerate launch --num_processes), or pass --device")
+    return f"cuda:{local}"
+
+
+def _load(model, adapter, device: str):
+    from . import models
+
+    if device == "cpu":
+        return models.load(model, adapter=adapter)
+    return models.load(model, adapter=adapter, device_map={"": device})
 
 
 def _model_specs(specs: list[str]) -> dict[str, tuple[str | None, str | None]]:
@@ -165,10 +203,11 @@ def eval_main(argv: list[str]) -> int:
     for model, adapter in specs.values():
         if adapter is not None:
             models.adapter_path(adapter)
-    loaded = {name: models.load(model, adapter=adapter) for name, (model, adapter) in specs.items()}
+    shard, device = evaluation.Shard.from_env(), _device(args.device)
+    loaded = {name: _load(model, adapter, device) for name, (model, adapter) in specs.items()}
     evaluation.run(loaded, tasks, arms, args.out, seeds=args.seeds, progress=not args.no_progress,
-                   max_minutes=args.max_minutes, yes=args.yes)
-    print(f"wrote {args.out}/runs.jsonl, summary.csv and the plots")
+                   max_minutes=args.max_minutes, yes=args.yes, shard=shard)
+    print(f"wrote {args.out}/{shard.rows_file}" + (", summary.csv and the plots" if shard.rank == 0 else ""))
     return 0
 
 
@@ -185,26 +224,29 @@ def space_main(argv: list[str]) -> int:
 
 
 def ablate_main(argv: list[str]) -> int:
-    from . import ablate, models
+    from . import ablate, evaluation
 
     args = _ablate_parser().parse_args(argv)
     grid = ablate.Grid(args.visibility, args.workers, args.budgets, args.seeds)  # validated before loading
     tasks = ablate.load_tasks(args.tasks, args.limit)
-    model, tokenizer = models.load(args.model)
+    shard = evaluation.Shard.from_env()
+    model, tokenizer = _load(args.model, None, _device(args.device))
     ablate.run(model, tokenizer, tasks, grid, args.out, strategy=args.strategy, sample=not args.greedy,
-               progress=not args.no_progress)
-    print(f"wrote {args.out}/runs.jsonl, summary.csv, accuracy_vs_forward_passes.png, tokens_per_solved.png")
+               progress=not args.no_progress, shard=shard)
+    done = ", summary.csv, accuracy_vs_forward_passes.png, tokens_per_solved.png" if shard.rank == 0 else ""
+    print(f"wrote {args.out}/{shard.rows_file}{done}")
     return 0
 
 
 def generate_main(argv: list[str]) -> int:
     from . import api, models
+    from .tensor_parallel import reports
 
     args = _generate_parser().parse_args(argv)
     adapter = args.adapter
     if adapter is None and args.model is None and args.strategy == "adaptive" and models.has_adapter("parallel"):
         adapter = "parallel"  # the default model taught to spawn with the markers protocol
-    model, tokenizer = models.load(args.model, adapter=adapter)
+    model, tokenizer = models.load(args.model, adapter=adapter, tp_plan="auto" if args.tp else None)
     try:
         result = api.generate(
             model,
@@ -223,10 +265,12 @@ def generate_main(argv: list[str]) -> int:
             progress=not args.no_progress,
         )
     except api.Interrupted as stop:  # Ctrl-C: what each worker wrote so far, marked, exit 130
-        show(stop.result)
-        print("--- interrupted: the run stopped early; above is what each worker wrote", file=sys.stderr)
+        if reports(model):
+            show(stop.result)
+            print("--- interrupted: the run stopped early; above is what each worker wrote", file=sys.stderr)
         return 130
-    show(result)
+    if reports(model):  # a tensor-parallel run: every rank has the result, rank 0 prints it
+        show(result)
     return 0
 
 
@@ -252,12 +296,17 @@ def bench_main(argv: list[str]) -> int:
     from . import bench, models
 
     args = _bench_parser().parse_args(argv)
+    if args.gpu_check:  # refused before anything loads where there is no CUDA GPU
+        from . import gpu_check
+
+        return gpu_check.run(args.json or "gpu-check.json", args.model, args.max_minutes)
+    path = args.json or "bench-results.json"
     model, tokenizer = models.load(args.model)
     bench.check_args(model, args.workers, args.context, args.tokens)
     print(f"model {args.model or models.DEFAULT_MODEL}, {args.tokens} new tokens per worker, greedy, EOS ignored")
     rows = bench.run(model, tokenizer, args.workers, args.context, args.tokens, args.rounds)
-    bench.write_json(rows, args.json, args.model or models.DEFAULT_MODEL)
-    print(f"wrote {args.json}")
+    bench.write_json(rows, path, args.model or models.DEFAULT_MODEL)
+    print(f"wrote {path}")
     return 0
 
 

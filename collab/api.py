@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from transformers import GenerationConfig
 
-from . import answers, memory, prompts
+from . import answers, memory, prompts, tensor_parallel
 from .attention import resolve_backend
 from .config import RunOptions
 from .controller import Controller, Limits
@@ -20,7 +21,7 @@ from .result import Result
 from .runtime import Adaptive, Run
 from .search import SEARCHES, SearchOptions
 from .search_run import SearchRun, SelfJudge
-from .stream import Stream
+from .streaming import Stream
 from .sampling import draw_seed, resolve_config
 from .strategies import resolve_strategy
 from .support import check_model, uncompiled
@@ -89,6 +90,9 @@ def generate(
     tensor, as is a tensor prompt), an all-ones `attention_mask`, `eos_token_id`, `pad_token_id`
     (ignored: collab never pads), `streamer` (one, for the first worker, or one per root worker);
     `max_length`, `num_return_sequences` and the like are refused with collab's equivalent.
+    A model loaded with tensor parallelism (`collab.load(path, tp_plan="auto")` under torchrun)
+    runs alike on every rank, with rank 0's sampled tokens; only rank 0 shows progress and calls
+    `callback` and `streamer`; every rank returns the result.
 
     On KeyboardInterrupt, `collab.Interrupted` (a KeyboardInterrupt) is raised with the partial
     result on `.result`; any other exception (a callback's, a logits processor's) is re-raised
@@ -150,15 +154,39 @@ def _prepare(**options) -> "_Job":
     return _build(**normalize(options))
 
 
-def _build(
+def _build(**options) -> _Job:
+    """Resolve and check every option (before any compute), then build the run."""
+    return _construct(_resolve(**options))
+
+
+@dataclass(slots=True)
+class _Resolved:
+    """Everything a run is built from, checked."""
+
+    model: Any
+    tokenizer: Any
+    preset: Any
+    chosen: Any  # the protocol, or None
+    limits: Limits
+    options: RunOptions
+    encoded: Any
+    search_options: SearchOptions | None
+    use_finisher: bool
+    roots_spawn: tuple
+    streams: list
+    knobs: dict  # the sampling and run options the construction reads
+
+
+def _resolve(
     *, model, prompt, tokenizer, workers, visibility, template, strategy, protocol, limits, finisher,
     finisher_tokens, scorer, search, answer, max_new_tokens, do_sample, temperature, top_p, top_k,
     repetition_penalty, seed, ignore_eos, output_logits, logits_processor, callback, progress,
     page_size, attention, step_end, kv_cap, generation_config, eos_token_id, pad_token_id, streamer, input_ids,
     attention_mask,
-) -> _Job:
-    """Resolve the options (before any compute) and build the run. Takes `generate`'s options by
-    keyword (an option added there and not here fails at once)."""
+) -> _Resolved:
+    """Every check, in the order a user's mistake is cheapest to report: options first, then the
+    model (loaded only when named by id), then the prompt against the model and the memory
+    estimate. Takes `generate`'s options by keyword (an option added there and not here fails at once)."""
     check_model_argument(model, input_ids if input_ids is not None else prompt)
     prompt = prompt_from(prompt, input_ids, attention_mask)
     if generation_config is not None and not isinstance(generation_config, GenerationConfig):
@@ -171,28 +199,50 @@ def _build(
     preset = resolve_strategy(strategy)
     chosen = resolve_protocol(protocol or preset.protocol) if (protocol or preset.protocol) else None
     roots_spawn = chosen.start(workers) if chosen is not None else ()  # refuses a path count its format cannot write
-    roots = 1 if preset.single_root else workers
     if search is not None and not preset.search:
         raise ValueError("search= options apply to strategy='tree_of_thoughts' or strategy='mcts'")
     search_options = SearchOptions.of(search) if preset.search else None
     options = RunOptions(
-        workers=roots,
+        workers=1 if preset.single_root else workers,
         visibility=visibility or preset.visibility,
         # a search's nodes sample `step_tokens` each; its paths grow (and end at the context) step by step
         max_new_tokens=search_options.step_tokens if search_options else max_new_tokens,
-        ignore_eos=ignore_eos,
-        output_logits=output_logits,
-        page_size=page_size,
-        progress=progress,
-        callback=callback,
-        step_end=step_end,
+        ignore_eos=ignore_eos, output_logits=output_logits, page_size=page_size, progress=progress,
+        callback=callback, step_end=step_end,
     )
-    defaults = chosen.limits if chosen is not None else {}  # what the format's trained models do
-    limits = Limits(**{**defaults, **limits}) if isinstance(limits, dict) else (limits or Limits(**defaults))
+    checked_limits = _limits(chosen, limits)  # checked before any loading
     use_finisher = preset.finisher if finisher is None else bool(finisher)
+    _check_combinations(preset, chosen, options, scorer, answer, logits_processor)
+    cap = memory.parse_bytes(kv_cap)
+    model, tokenizer = _loaded(model, tokenizer, chosen)
+    trained = trained_protocol(model, protocol or preset.protocol)
+    if trained is not None:  # the protocol as the model's adapter was taught it: its views, its nesting
+        chosen, checked_limits = trained, _limits(trained, limits)
+    model = uncompiled(model)
+    _check_text(model, tokenizer, prompt, template, preset, chosen, options, use_finisher, strategy)
+    encoded = encode(prompt, template, tokenizer, options.workers, system=preset.system, headers=preset.headers)
+    if not encoded.prompt_ids:
+        raise ValueError("the prompt tokenizes to no tokens: pass a non-empty prompt")
+    check_model(model, options.longest_view(len(encoded.prompt_ids), [len(h) for h in encoded.headers]))
+    tensor_parallel.check(model)
+    if not tensor_parallel.reports(model):  # under tensor parallelism, rank 0 alone reports
+        options.progress, options.callback, streams = False, None, []
+    check_token_ids(encoded.prompt_ids, model)
+    options.attention = resolve_backend(attention, model)
+    need = _estimate(model, encoded, options, chosen, checked_limits, use_finisher, finisher_tokens, search_options)
+    memory.check(need, cap, memory.available(model), _knobs(chosen, search_options))
+    options.kv_cap_pages = None if cap is None else cap // (memory.bytes_per_token(model) * page_size)
+    options.eos_ids = eos_from(eos_token_id, generation_config)
+    knobs = dict(generation_config=generation_config, do_sample=do_sample, temperature=temperature, top_p=top_p,
+                 top_k=top_k, repetition_penalty=repetition_penalty, finisher_tokens=finisher_tokens, scorer=scorer,
+                 answer=answer, seed=seed, logits_processor=logits_processor, strategy=strategy)
+    return _Resolved(model, tokenizer, preset, chosen, checked_limits, options, encoded, search_options, use_finisher,
+                     roots_spawn, streams, knobs)
+
+
+def _check_combinations(preset, chosen, options, scorer, answer, logits_processor) -> None:
     if preset.aggregate == "best" and not callable(scorer):
         raise ValueError("strategy='best_of_n' needs scorer=callable(text) -> float to pick the best worker")
-    cap = memory.parse_bytes(kv_cap)
     if chosen is not None and options.policy.history:
         raise ValueError(
             f"visibility {options.visibility!r} moves finished steps into a shared history, but protocol "
@@ -204,14 +254,20 @@ def _build(
     answers.check_kind(answer)
     if logits_processor is not None and not all(callable(p) for p in logits_processor):
         raise TypeError("logits_processor must be a list of callables (transformers LogitsProcessor)")
+
+
+def _loaded(model, tokenizer, chosen):
+    """The model and tokenizer to run: a model named by id (or None, the embedded default) is loaded."""
     if model is None or isinstance(model, str):
         # the embedded default model, asked to spawn by the markers protocol, comes with the adapter
         # that taught it to (`collab.load(adapter="parallel")`)
         adapter = "parallel" if model is None and chosen is not None and chosen.name == "markers" and has_adapter("parallel") else None
         loaded, loaded_tokenizer = load(model, adapter=adapter)
         model, tokenizer = loaded, tokenizer or loaded_tokenizer
-    chosen = trained_protocol(model, protocol or preset.protocol) or chosen
-    model = uncompiled(model)
+    return model, tokenizer
+
+
+def _check_text(model, tokenizer, prompt, template, preset, chosen, options, use_finisher, strategy) -> None:
     check_tokenizer(tokenizer)
     check_prompt(prompt, template, tokenizer)
     if options.policy.history and tokenizer is None:
@@ -220,42 +276,38 @@ def _build(
         raise ValueError("protocols and the finisher read and write text: pass tokenizer=...")
     if preset.search and tokenizer is None:
         raise ValueError(f"strategy={strategy!r} finds the ends of reasoning steps in text: pass tokenizer=...")
-    encoded = encode(prompt, template, tokenizer, roots, system=preset.system, headers=preset.headers)
-    if not encoded.prompt_ids:
-        raise ValueError("the prompt tokenizes to no tokens: pass a non-empty prompt")
-    check_model(model, options.longest_view(len(encoded.prompt_ids), [len(h) for h in encoded.headers]))
-    check_token_ids(encoded.prompt_ids, model)
-    options.attention = resolve_backend(attention, model)
-    need = _estimate(model, encoded, options, chosen, limits, use_finisher, finisher_tokens, search_options)
-    memory.check(need, cap, memory.available(model), _knobs(chosen, search_options))
-    options.kv_cap_pages = None if cap is None else cap // (memory.bytes_per_token(model) * page_size)
-    sampled_by_preset = preset.sample and do_sample is None
-    options.eos_ids = eos_from(eos_token_id, generation_config)
+
+
+def _construct(r: _Resolved) -> _Job:
+    """The run from checked settings: the sampling config, the controller, the search driver."""
+    k, tokenizer, preset = r.knobs, r.tokenizer, r.preset
+    sampled_by_preset = preset.sample and k["do_sample"] is None
     generation = resolve_config(
-        generation_config or model,
-        do_sample=True if sampled_by_preset else do_sample,
-        temperature=0.7 if sampled_by_preset and temperature is None else temperature,
-        top_p=top_p,
-        top_k=top_k,
-        repetition_penalty=repetition_penalty,
+        k["generation_config"] or r.model,
+        do_sample=True if sampled_by_preset else k["do_sample"],
+        temperature=0.7 if sampled_by_preset and k["temperature"] is None else k["temperature"],
+        top_p=k["top_p"], top_k=k["top_k"], repetition_penalty=k["repetition_penalty"],
     )
     adaptive = None
-    if chosen is not None or use_finisher:
+    if r.chosen is not None or r.use_finisher:
         adaptive = Adaptive(
-            controller=Controller(chosen, limits, tokenizer.decode(encoded.prompt_ids)) if chosen is not None else None,
+            controller=Controller(r.chosen, r.limits, tokenizer.decode(r.encoded.prompt_ids)) if r.chosen is not None else None,
             encode=lambda text: tokenizer(text, add_special_tokens=False).input_ids,
-            finisher=tokenizer(prompts.load("finisher.txt"), add_special_tokens=False).input_ids if use_finisher else None,
-            finisher_tokens=finisher_tokens,
-            roots_spawn=roots_spawn,
+            finisher=tokenizer(prompts.load("finisher.txt"), add_special_tokens=False).input_ids if r.use_finisher else None,
+            finisher_tokens=k["finisher_tokens"],
+            roots_spawn=r.roots_spawn,
         )
     driver = None
     if preset.search:
-        value = scorer if scorer is not None else SelfJudge(tokenizer, prompts.load("judge.txt"))
-        driver = lambda run: SearchRun(run, SEARCHES[preset.search](search_options), value)  # noqa: E731
-    seed = draw_seed() if seed is None else seed
-    run = Run(model, tokenizer, encoded, options, generation, logits_processor, seed, adaptive, driver)
-    run.result.strategy = strategy
-    return _Job(run, preset.aggregate, scorer, answer, streams)
+        value = k["scorer"] if k["scorer"] is not None else SelfJudge(tokenizer, prompts.load("judge.txt"))
+        driver = lambda run: SearchRun(run, SEARCHES[preset.search](r.search_options), value)  # noqa: E731
+    seed = draw_seed() if k["seed"] is None else k["seed"]
+    group = tensor_parallel.Group.of(r.model)
+    if group is not None:  # every rank samples with rank 0's seed
+        seed = group.broadcast([seed])[0]
+    run = Run(r.model, tokenizer, r.encoded, r.options, generation, k["logits_processor"], seed, adaptive, driver)
+    run.result.strategy = k["strategy"]
+    return _Job(run, preset.aggregate, k["scorer"], k["answer"], r.streams)
 
 
 DEFAULT_NEW_TOKENS = 256
@@ -281,6 +333,12 @@ def _streaming(streams: list, callback):
             callback(update)
 
     return feed
+
+
+def _limits(protocol, asked) -> Limits:
+    """`asked` (Limits, a dict of some fields, or None) over what the protocol's trained models do."""
+    defaults = protocol.limits if protocol is not None else {}
+    return Limits(**{**defaults, **asked}) if isinstance(asked, dict) else (asked or Limits(**defaults))
 
 
 def _estimate(model, encoded, options, protocol, limits, finisher, finisher_tokens, search) -> memory.Estimate:

@@ -58,13 +58,18 @@ def make_prompt(tokenizer, context: int) -> list[int]:
 
 
 def _time(fn) -> float:
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    if cuda:
+        torch.cuda.synchronize()  # GPU work still queued belongs to what ran before
     t0 = time.perf_counter()
     fn()
+    if cuda:
+        torch.cuda.synchronize()
     return time.perf_counter() - t0
 
 
 def hf_generate(model, prompt: list[int], batch: int, tokens: int) -> float:
-    ids = torch.tensor([prompt] * batch)
+    ids = torch.tensor([prompt] * batch, device=model.device)
     kwargs = dict(max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False, pad_token_id=0)
     with torch.inference_mode():
         return _time(lambda: model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs))
@@ -98,11 +103,13 @@ def floor_step(model, workers: int, length: int, calls: int = 8) -> float:
     AttentionInterface.register("collab_floor", _floor_attention)
     config = model.config
     kv_heads, head_dim = kv_shape(config)
-    dtype = model.get_input_embeddings().weight.dtype
+    weight = model.get_input_embeddings().weight
+    dtype, device = weight.dtype, weight.device
     shape = (workers, kv_heads, length, head_dim)
-    kv = [(torch.randn(shape, dtype=dtype), torch.randn(shape, dtype=dtype)) for _ in range(config.num_hidden_layers)]
-    ids = torch.ones(workers, 1, dtype=torch.long)
-    pos = torch.full((workers, 1), length)
+    kv = [(torch.randn(shape, dtype=dtype, device=device), torch.randn(shape, dtype=dtype, device=device))
+          for _ in range(config.num_hidden_layers)]
+    ids = torch.ones(workers, 1, dtype=torch.long, device=device)
+    pos = torch.full((workers, 1), length, device=device)
     previous = config._attn_implementation
     model.set_attn_implementation("collab_floor")
     forward = lambda: model(input_ids=ids, position_ids=pos, use_cache=False, floor_kv=kv, logits_to_keep=1)  # noqa: E731

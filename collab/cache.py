@@ -3,7 +3,8 @@
 The model applies RoPE at the block-local positions we pass as `position_ids`, then calls
 `update(key, value, layer_idx)`. We write each new token's K/V into the slot the step plan gave
 it and hand the layer's whole arena to the attention function, which reads it through the plan.
-Each layer's arena lives on the device of that layer's keys (accelerate `device_map` works).
+Each layer's arena lives on the device of that layer's keys (accelerate `device_map` works) and
+takes its head count from them: under tensor parallelism, this rank's share of the KV heads.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .protocols import Done, Join, Malformed, Protocol, Spawn, Wait
+from .protocols import DoneMark, JoinLayout, Malformed, Protocol, SpawnMark, WaitMark
+from .workers import Phase
 
 
 @dataclass(slots=True)
@@ -36,7 +37,7 @@ class Limits:
 
 # Decisions for the runtime.
 @dataclass(frozen=True, slots=True)
-class StartChildren:
+class SpawnChildren:
     parent: int
     heads: tuple[str, ...]
     wait: bool
@@ -44,12 +45,12 @@ class StartChildren:
 
 
 @dataclass(frozen=True, slots=True)
-class Pause:
+class AwaitChildren:
     worker: int  # stops feeding until its children are done
 
 
 @dataclass(frozen=True, slots=True)
-class Resume:
+class JoinChildren:
     parent: int
     children: tuple[int, ...]  # joined, in spawn order; `Controller.join` says how
     retire: str | None = None  # a worker that wrote its done marker before its helpers ended:
@@ -64,21 +65,21 @@ class Retire:
 
 
 @dataclass(frozen=True, slots=True)
-class Note:
+class Rejected:
     kind: str  # "refused" or "malformed"
     worker: int
     reason: str
 
 
-Decision = StartChildren | Pause | Resume | Retire | Note
+Decision = SpawnChildren | AwaitChildren | JoinChildren | Retire | Rejected
 
 
 @dataclass(slots=True)
-class Node:
+class ProtocolState:
     index: int
     parent: int | None
     depth: int
-    state: str = "active"  # "active", "waiting", "done"
+    state: Phase = Phase.ACTIVE  # ACTIVE, WAITING or DONE: the scheduler's phases, as the controller sees them
     children: list[int] = field(default_factory=list)
     joined: set[int] = field(default_factory=set)
     cursor: int = 0
@@ -94,12 +95,12 @@ class Node:
 class Controller:
     def __init__(self, protocol: Protocol, limits: Limits, prompt: str = ""):
         self.protocol, self.limits, self.prompt = protocol, limits, prompt
-        self.nodes: dict[int, Node] = {}
+        self.nodes: dict[int, ProtocolState] = {}
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def add(self, index: int, parent: int | None) -> None:
         depth = 0 if parent is None else self.nodes[parent].depth + 1
-        self.nodes[index] = Node(index, parent, depth)
+        self.nodes[index] = ProtocolState(index, parent, depth)
         if parent is None:  # what a protocol that reads its worker's whole context starts from
             self.nodes[index].memo["prompt"] = self.prompt
         if parent is not None:
@@ -117,38 +118,38 @@ class Controller:
 
     @property
     def active(self) -> int:
-        return sum(n.state == "active" for n in self.nodes.values()) + self.reserved
+        return sum(n.state == Phase.ACTIVE for n in self.nodes.values()) + self.reserved
 
     # -- reading text --------------------------------------------------------------------------
     def observe(self, index: int, text: str) -> list[Decision]:
         node = self.nodes[index]
-        if node.state != "active":
+        if node.state != Phase.ACTIVE:
             return []
         actions, node.cursor = self.protocol.scan(text, node.cursor, node.parent is not None, node.memo)
         out: list[Decision] = []
         for action in actions:
-            if node.state != "active":
+            if node.state != Phase.ACTIVE:
                 break
-            if isinstance(action, Spawn):
+            if isinstance(action, SpawnMark):
                 out += self._spawn(node, action)
-            elif isinstance(action, Wait):
+            elif isinstance(action, WaitMark):
                 out += self._wait(node, action.keys)
-            elif isinstance(action, Done):
+            elif isinstance(action, DoneMark):
                 out += self._done(node, f"done marker {action.marker!r}", action.after)
             elif isinstance(action, Malformed):
-                out.append(Note("malformed", index, action.reason))
+                out.append(Rejected("malformed", index, action.reason))
         return out
 
     def spawn(self, index: int, heads: tuple[str, ...], wait: bool) -> list[Decision]:
         """Spawn on the runtime's initiative (fixed paths), under the same limits."""
-        return self._spawn(self.nodes[index], Spawn(tuple(heads), wait))
+        return self._spawn(self.nodes[index], SpawnMark(tuple(heads), wait))
 
-    def _spawn(self, node: Node, action: Spawn) -> list[Decision]:
+    def _spawn(self, node: ProtocolState, action: SpawnMark) -> list[Decision]:
         lim = self.limits
         if action.key is not None and action.key in node.keys:
-            return [Note("malformed", node.index, f"a second worker named {action.key!r}: not started")]
+            return [Rejected("malformed", node.index, f"a second worker named {action.key!r}: not started")]
         if node.depth + 1 > lim.max_depth:
-            return [Note("refused", node.index, f"nesting depth {node.depth + 1} exceeds limits.max_depth={lim.max_depth}")]
+            return [Rejected("refused", node.index, f"nesting depth {node.depth + 1} exceeds limits.max_depth={lim.max_depth}")]
         room_total = lim.max_workers - len(self.nodes) - self.reserved
         room_concurrent = lim.max_concurrent - self.active + (1 if action.wait else 0)
         allowed = max(0, min(len(action.heads), room_total, room_concurrent))
@@ -156,103 +157,103 @@ class Controller:
         if allowed < len(action.heads):
             which = "max_workers" if room_total <= room_concurrent else "max_concurrent"
             value = getattr(lim, which)
-            out.append(Note("refused", node.index, f"{len(action.heads) - allowed} of {len(action.heads)} spawns refused: limits.{which}={value}"))
+            out.append(Rejected("refused", node.index, f"{len(action.heads) - allowed} of {len(action.heads)} spawns refused: limits.{which}={value}"))
         if allowed:
             node.reserved += allowed
             node.unnamed += [action.key] + [None] * (allowed - 1)
             if action.key is not None:
                 node.keys[action.key] = None
-            out.append(StartChildren(node.index, action.heads[:allowed], action.wait, action.fresh))
+            out.append(SpawnChildren(node.index, action.heads[:allowed], action.wait, action.fresh))
             if action.wait:
-                node.state = "waiting"
-                out.append(Pause(node.index))
+                node.state = Phase.WAITING
+                out.append(AwaitChildren(node.index))
         return out
 
-    def _wait(self, node: Node, keys: tuple[str, ...] | None = None) -> list[Decision]:
+    def _wait(self, node: ProtocolState, keys: tuple[str, ...] | None = None) -> list[Decision]:
         if keys is not None:
             unknown = [k for k in keys if k not in node.keys or node.keys[k] in node.joined]
             if unknown:
-                return [Note("malformed", node.index, f"join of {unknown[0]!r}: no such worker running or unjoined; ignored")]
+                return [Rejected("malformed", node.index, f"join of {unknown[0]!r}: no such worker running or unjoined; ignored")]
             node.awaiting = tuple(keys)
             return self._join_or_pause(node)
         if not self._open(node) and not node.reserved:
-            return [Note("malformed", node.index, "<wait> with no helpers running: ignored")]
+            return [Rejected("malformed", node.index, "<wait> with no helpers running: ignored")]
         return self._join_or_pause(node)
 
     def end(self, index: int, reason: str) -> list[Decision]:
         """The worker ended its text by itself (EOS): as a done marker, its helpers end first."""
         node = self.nodes[index]
-        return self._done(node, reason) if node.state == "active" else []
+        return self._done(node, reason) if node.state == Phase.ACTIVE else []
 
-    def _done(self, node: Node, reason: str, after: int = 0) -> list[Decision]:
+    def _done(self, node: ProtocolState, reason: str, after: int = 0) -> list[Decision]:
         """A worker's helpers end before it does: a done marker (or EOS) with helpers still
         running, or finished but not joined, waits for them, takes them in, and only then
         retires, so their work reaches whoever joins this worker (or the finisher)."""
         if not self._open(node) and not node.reserved:
-            node.state = "done"
+            node.state = Phase.DONE
             return [Retire(node.index, reason, after)]
         node.closing, node.awaiting = reason, None
         return self._join_or_pause(node)
 
-    def _open(self, node: Node) -> list[int]:
+    def _open(self, node: ProtocolState) -> list[int]:
         return [c for c in node.children if c not in node.joined]
 
-    def _awaited(self, node: Node) -> list[int]:
+    def _awaited(self, node: ProtocolState) -> list[int]:
         """The unjoined children a wait is for: the named ones, or all."""
         if node.awaiting is None:
             return self._open(node)
         return [node.keys[k] for k in node.awaiting if node.keys[k] is not None and node.keys[k] not in node.joined]
 
-    def _helpers_ended(self, node: Node) -> bool:
+    def _helpers_ended(self, node: ProtocolState) -> bool:
         if node.awaiting is not None:
             named = [node.keys[k] for k in node.awaiting]
-            return None not in named and all(self.nodes[c].state == "done" for c in named)
-        return not node.reserved and all(self.nodes[c].state == "done" for c in self._open(node))
+            return None not in named and all(self.nodes[c].state == Phase.DONE for c in named)
+        return not node.reserved and all(self.nodes[c].state == Phase.DONE for c in self._open(node))
 
-    def _join_or_pause(self, node: Node) -> list[Decision]:
+    def _join_or_pause(self, node: ProtocolState) -> list[Decision]:
         """Join the helpers if every one has ended; else wait (`retired` joins after the last)."""
         if self._helpers_ended(node):
             return self._join(node)
-        node.state = "waiting"
-        return [Pause(node.index)]
+        node.state = Phase.WAITING
+        return [AwaitChildren(node.index)]
 
     # -- retirements and joins -----------------------------------------------------------------
     def retired(self, index: int) -> list[Decision]:
         node = self.nodes[index]
-        node.state = "done"
+        node.state = Phase.DONE
         parent = self.nodes.get(node.parent) if node.parent is not None else None
-        if parent is None or parent.state != "waiting":
+        if parent is None or parent.state != Phase.WAITING:
             return []
         if not self._helpers_ended(parent):
             return self._cut(parent)
         return self._join(parent)
 
-    def _cut(self, node: Node) -> list[Decision]:
+    def _cut(self, node: ProtocolState) -> list[Decision]:
         """Once enough of a waiting worker's children have ended (the protocol says how many:
         ParaThinker's first finish), the rest end where they are (reason "cut")."""
         open_ = self._awaited(node)
-        ended = sum(self.nodes[c].state == "done" for c in open_)
+        ended = sum(self.nodes[c].state == Phase.DONE for c in open_)
         if node.reserved or not self.protocol.enough(ended, len(open_)):
             return []
-        cut = [c for c in open_ if self.nodes[c].state != "done" and c not in node.cut]
+        cut = [c for c in open_ if self.nodes[c].state != Phase.DONE and c not in node.cut]
         node.cut.update(cut)
         return [Retire(c, "cut") for c in cut]
 
-    def _join(self, node: Node) -> list[Decision]:
+    def _join(self, node: ProtocolState) -> list[Decision]:
         children = tuple(self._awaited(node))
         node.joined.update(children)
         node.awaiting = None
         if node.closing is not None:
-            node.state = "done"
-            return [Resume(node.index, children, retire=node.closing)]
-        node.state = "active"
-        return [Resume(node.index, children)]
+            node.state = Phase.DONE
+            return [JoinChildren(node.index, children, retire=node.closing)]
+        node.state = Phase.ACTIVE
+        return [JoinChildren(node.index, children)]
 
-    def join(self, index: int, block: str, children: list[str]) -> Join:
-        """How worker `index` takes in the children of its `Resume`, from its current block's text
+    def join(self, index: int, block: str, children: list[str]) -> JoinLayout:
+        """How worker `index` takes in the children of its `JoinChildren`, from its current block's text
         and theirs (the protocol's rule; a closing worker keeps everything and is fed nothing)."""
         node = self.nodes[index]
-        return Join() if node.closing is not None else self.protocol.join(block, children, node.memo)
+        return JoinLayout() if node.closing is not None else self.protocol.join(block, children, node.memo)
 
     def waiting(self) -> list[int]:
-        return [n.index for n in self.nodes.values() if n.state == "waiting"]
+        return [n.index for n in self.nodes.values() if n.state == Phase.WAITING]

@@ -10,9 +10,12 @@ True
 from __future__ import annotations
 
 from html import escape
+from typing import TYPE_CHECKING
 
 from .memory import format_bytes
-from .result import Result, Worker
+
+if TYPE_CHECKING:  # renderers read results; results import no renderer at module level
+    from .result import Result, Worker
 
 # One color per worker index, shared with `collab.plots` so a worker looks the same in the
 # table and in the timeline. Mid-tone hues read on both white and near-black backgrounds.

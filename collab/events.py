@@ -75,4 +75,4 @@ class Finished:
     kind: str = "finished"
 
 
-Event = TokenDelta | Spawn | Join | Done | Note | Answer | Finished
+StreamEvent = TokenDelta | Spawn | Join | Done | Note | Answer | Finished

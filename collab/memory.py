@@ -2,7 +2,9 @@
 
 Before a run, `estimate` gives the most KV bytes the run's budgets allow (tokens x layers x
 2 (K and V) x KV heads x head dim x dtype bytes); `check` refuses a run whose estimate exceeds
-the memory available (or the `kv_cap` asked for), naming the knob to lower. During a run the
+the memory available (or the `kv_cap` asked for), naming the knob to lower. For a tensor-parallel
+model every figure is one process's: its share of the KV heads, its device's free memory (the
+least over the ranks, so that all refuse alike), and `kv_cap` bounds each process's arena. During a run the
 cap, counted in whole pages, ends workers gracefully (the youngest first, with a "kv_cap" event)
 instead of letting the arena grow past it, and the arena is never reserved past it.
 """
@@ -32,11 +34,13 @@ def parse_bytes(value) -> int | None:
 
 
 def bytes_per_token(model) -> int:
-    """KV bytes one token takes over all layers: layers x 2 x KV heads x head dim x dtype bytes."""
+    """KV bytes one token takes over all layers in this process: layers x 2 x KV heads x head dim
+    x dtype bytes, where KV heads are this rank's share under tensor parallelism."""
     from .support import kv_shape
+    from .tensor_parallel import kv_heads
 
-    heads, head_dim = kv_shape(model.config)
-    return model.config.num_hidden_layers * 2 * heads * head_dim * model.dtype.itemsize
+    _, head_dim = kv_shape(model.config)
+    return model.config.num_hidden_layers * 2 * kv_heads(model) * head_dim * model.dtype.itemsize
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +81,15 @@ def estimate(model, prompt: int, headers: list[int], max_new_tokens: int, spawne
 
 def available(model) -> int | None:
     """Free memory where the KV will live: the free CUDA memory of the model's first device,
-    or the host's available RAM; None when unknown."""
+    or the host's available RAM; None when unknown. Under tensor parallelism, the least over
+    the ranks."""
+    from .tensor_parallel import Group
+
+    free, group = _free(model), Group.of(model)
+    return free if group is None else group.least(free)
+
+
+def _free(model) -> int | None:
     device = model.get_input_embeddings().weight.device
     if device.type == "cuda":
         import torch

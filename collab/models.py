@@ -111,41 +111,94 @@ def with_adapter(model, adapter):
     return merged.eval()
 
 
-VIEWS = "collab_views.json"  # beside an adapter: {"protocol": ..., "siblings": ...}, what collab.train taught it on
+VIEWS = "collab_views.json"  # beside an adapter: {"protocol", "siblings", "max_depth"}, what collab.train taught it on
 
 
 def trained_protocol(model, protocol):
     """`protocol` as the model's adapter was trained to see it (markers helpers blind to their
-    siblings, say), when `protocol` came by name; an instance the caller configured stays as is."""
+    siblings, say) and as deep as its traces nest (`max_depth`: helpers of a depth-1 trace never
+    spawn, so a spawn marker a helper writes anyway is refused), when `protocol` came by name; an
+    instance the caller configured stays as is."""
     views = getattr(model, "collab_views", None)
-    if not isinstance(protocol, str) or not isinstance(views, dict) or views.get("protocol") != protocol:
+    if not isinstance(protocol, str) or not isinstance(views, dict) or views.get("protocol") != protocol or protocol != "markers":
         return None
     from .protocols import Markers
 
-    return Markers(siblings=bool(views.get("siblings", True))) if protocol == "markers" else None
+    chosen = Markers(siblings=bool(views.get("siblings", True)))
+    if "max_depth" in views:
+        chosen.limits = {**Markers.limits, "max_depth": int(views["max_depth"])}
+    return chosen
 
 
-def _load(name: str, dtype: str | None, device_map):
+def _load(name: str, dtype: str | None, device_map, tp_plan=None):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_dtype = getattr(torch, dtype) if dtype else "auto"
-    model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype, device_map=device_map)
+    placement = {"device_map": device_map} if tp_plan is None else _tensor_parallel(tp_plan)
+    model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype, **placement)
     tokenizer = AutoTokenizer.from_pretrained(name)
     return model.eval(), tokenizer
 
 
-def load(model: str | None = None, *, dtype: str | None = None, device_map=None, adapter=None):
+def _tensor_parallel(tp_plan) -> dict:
+    """from_pretrained's keywords for a model sharded over the launcher's processes."""
+    try:
+        from transformers import DistributedConfig
+    except ImportError:  # transformers releases that take the plan as a keyword of its own
+        return {"tp_plan": tp_plan}
+    return {"distributed_config": DistributedConfig(tp_plan=tp_plan)}
+
+
+def _check_tensor_parallel(tp_plan, device_map, adapter) -> None:
+    """Refuse, before any loading, a tensor-parallel load that cannot work, naming the fix."""
+    if tp_plan != "auto" and not isinstance(tp_plan, dict):
+        raise TypeError(f"tp_plan={tp_plan!r}: give 'auto' (the model family's own tensor-parallel plan) or a dict of "
+                        "transformers' plan rules")
+    if device_map is not None:
+        raise ValueError(f"device_map={device_map!r} and tp_plan={tp_plan!r} both place the weights: tensor parallelism "
+                         "puts each process's shard on its own device (cuda:LOCAL_RANK, or the CPU); drop device_map "
+                         "(or drop tp_plan and dispatch the whole model over devices in one process)")
+    if adapter is not None:
+        raise ValueError(f"adapter={adapter!r} with tp_plan: merge the adapter into the weights first (peft's "
+                         "merge_and_unload, then save_pretrained) and load that folder with tp_plan")
+    world = os.environ.get("WORLD_SIZE")
+    if world is None:
+        raise ValueError("tp_plan shards the model over the processes of a launcher, and this process was not started "
+                         "by one (WORLD_SIZE is unset): run it under torchrun --nproc-per-node N, or drop tp_plan")
+
+
+def _check_tensor_parallel_config(name: str, tp_plan) -> None:
+    """Refuse a model whose family has no plan, or whose heads the launcher's processes cannot share."""
+    from transformers import AutoConfig
+
+    from .tensor_parallel import check_heads
+
+    config = AutoConfig.from_pretrained(name)
+    if tp_plan == "auto" and not getattr(config, "base_model_tp_plan", None):
+        raise ValueError(f"model family {config.model_type!r} has no tensor-parallel plan in transformers (its config's "
+                         "base_model_tp_plan is empty), so tp_plan='auto' cannot shard it: load the whole model in each "
+                         "process (drop tp_plan)")
+    check_heads(config, int(os.environ["WORLD_SIZE"]), repr(name))
+
+
+def load(model: str | None = None, *, dtype: str | None = None, device_map=None, adapter=None, tp_plan=None):
     """Load (model, tokenizer). `model=None` gives the embedded default model (fp32). `adapter`:
     a shipped adapter's name ("parallel": the default model taught to spawn with the `markers`
     protocol) or a folder holding a peft LoRA adapter, merged into the loaded weights.
+    `tp_plan="auto"`, in each process of `torchrun --nproc-per-node N`: the model sharded over
+    the N processes by transformers' tensor parallelism, each holding 1/N of every layer's heads
+    (see docs/scaling.md); not with `device_map` or `adapter`.
 
     >>> model, tokenizer = load()  # doctest: +SKIP
     >>> model, tokenizer = load(adapter="parallel")  # doctest: +SKIP
+    >>> model, tokenizer = load("meta-llama/Llama-3.1-8B-Instruct", tp_plan="auto")  # doctest: +SKIP
     """
     if adapter is not None:
         adapter = os.fspath(adapter)
         adapter_path(adapter)  # a clear error before any loading
+    if tp_plan is not None:
+        _check_tensor_parallel(tp_plan, device_map, adapter)
     if model is None:
         model, dtype = str(default_model_path()), dtype or "float32"
     if isinstance(model, os.PathLike):
@@ -154,6 +207,9 @@ def load(model: str | None = None, *, dtype: str | None = None, device_map=None,
         raise TypeError(f"model must be a hub id, a local folder or None (the embedded default), got {model!r}")
     if model.startswith(("/", "./", "../", "~")) and not Path(model).expanduser().is_dir():
         raise ValueError(f"no model folder at {model!r}: pass an existing local folder, a hub id, or None for the embedded default")
+    if tp_plan is not None:
+        _check_tensor_parallel_config(model, tp_plan)
+        return _load(model, dtype, None, tp_plan)
     if device_map is None:
         return _load_cached(model, dtype, adapter)  # notebooks: repeated calls reuse the loaded model
     loaded, tokenizer = _load(model, dtype, device_map)

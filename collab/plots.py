@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import functools
 import io
+from typing import TYPE_CHECKING
 
 from .display import color
-from .result import Result, Worker
+
+if TYPE_CHECKING:  # renderers read results; results import no renderer at module level
+    from .result import Result, Worker
 
 SAMPLED_Y, FED_Y = -0.14, 0.16  # offsets from a lane's center (lanes run top to bottom)
 

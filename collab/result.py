@@ -27,7 +27,7 @@ class Stats:
     prefill_time_s: float = 0.0
     wall_time_s: float = 0.0
     tokens_per_s: float = 0.0  # generated tokens / wall time
-    attention: str = "reference"  # the attention path that ran
+    attention: str = "reference"  # the attention path that ran ("flash (partly visible pages: PyTorch)" when some took it)
 
 
 @dataclass(slots=True)

@@ -104,21 +104,27 @@ class WorkerSampler:
         generator = torch.Generator().manual_seed(worker_seed(seed, index))
         return cls(build_processors(config, user), bool(config.do_sample), generator)
 
-    def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> int:
-        """input_ids [1, L] (prompt + own tokens; None when there are no processors to read
-        them), logits [1, V] fp32 -> next token id."""
-        scores = logits
-        if self.processors:
-            # a row of its own: rows may be shared (the prompt's last row, a fork's), and
-            # processors that edit scores in place would hand their edits to the next worker
-            scores = logits.clone()
-            for processor in self.processors:
-                scores = _checked(processor, processor(input_ids, scores), logits.shape)
-            if not torch.isfinite(scores.max()):  # one read-back: NaN anywhere, or nothing left above -inf
-                names = ", ".join(_name(p) for p in self.processors)
-                raise ProcessorError(f"logits processor {names} left no token to draw (NaN, or every score -inf): "
-                                     "leave at least one finite score")
-        if not self.do_sample:
-            return int(scores.argmax(-1))
-        probs = torch.softmax(scores.float(), dim=-1).cpu()
-        return int(torch.multinomial(probs, 1, generator=self.generator))
+    def process(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """input_ids [1, L] (prompt + own tokens), logits [1, V] fp32 -> the processed scores, a
+        row of its own: rows may be shared (the prompt's last row, a fork's), and processors that
+        edit scores in place would hand their edits to the next worker."""
+        scores = logits.clone()
+        for processor in self.processors:
+            scores = _checked(processor, processor(input_ids, scores), logits.shape)
+        return scores
+
+
+def draw(samplers: list[WorkerSampler], scores: torch.Tensor, contexts: list[list[int]] | None = None) -> list[int]:
+    """The next token of each worker from its row of `scores` ([n, V] fp32), each through its own
+    processors and generator; one host read-back for the whole batch. All samplers come from one
+    GenerationConfig (they differ in seed only)."""
+    if samplers[0].processors:
+        scores = torch.cat([s.process(torch.tensor([ids]), row[None]) for s, ids, row in zip(samplers, contexts, scores)])
+        if not bool(torch.isfinite(scores.max(-1).values).all()):  # NaN anywhere, or nothing left above -inf
+            names = ", ".join(_name(p) for p in samplers[0].processors)
+            raise ProcessorError(f"logits processor {names} left no token to draw (NaN, or every score -inf): "
+                                 "leave at least one finite score")
+    if not samplers[0].do_sample:
+        return scores.argmax(-1).tolist()
+    probs = torch.softmax(scores.float(), dim=-1).cpu()  # one transfer; each generator draws on the host
+    return [int(torch.multinomial(probs[i : i + 1], 1, generator=s.generator)) for i, s in enumerate(samplers)]

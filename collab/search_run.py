@@ -4,6 +4,8 @@ The runtime's loop runs until every branch has paused (or ended); then, between 
 driver scores the new nodes (a user callable on the path text, or the model judging itself),
 asks the search (`collab.search`) for expansions and prunings, applies them (forks share the
 node's blocks; pruned branches are retired and their blocks freed) and lets the loop run again.
+It drives the scheduler through its public calls (`pause`, `fork`, `probe`, `retire`,
+`collect`, `release`) and reads kept logits rows from the runner; it writes no worker's fields.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from .detokenize import Detokenizer
 from .result import Event
 from .search import Expand, Prune, Search
 from .steps import ends_at_break
+from .workers import Phase
 
 
 class SelfJudge:
@@ -44,18 +47,19 @@ def _first_ids(tokenizer, words) -> list[int]:
 class SearchRun:
     def __init__(self, run, search: Search, scorer: Callable[[str], float] | SelfJudge):
         self.run, self.search, self.options = run, search, search.options
+        self.scheduler = run.scheduler
         self.tree = run.result.search = search.tree
         self.scorer = scorer
         self.unscored: list[int] = []  # nodes whose step ended, waiting for a value
 
     # -- hooks called by the runtime -----------------------------------------------------------
-    def start(self, prefill_row: torch.Tensor) -> None:
+    def start(self) -> None:
         """The root worker is the root node: it pauses after its header (or the prompt)."""
-        root = self.run.slots[0]
-        self.tree.add(root.worker.index, None)
-        self.run.pause(root)
+        root = self.scheduler.slots[0]
+        self.tree.add(root.index, None)
+        self.scheduler.pause(root)
         if not root.pending:
-            root.last_row, root.keep_row = prefill_row.clone(), False
+            self.scheduler.keep_prompt_row(root)
 
     def ends_step(self, s) -> bool:
         """A running node stops at a step end, after `step_tokens` tokens, or when a budget ends."""
@@ -63,7 +67,7 @@ class SearchRun:
         if len(ids) >= self.options.step_tokens or not self.budget_left():
             return self._finished(s, terminal=False)
         if s.reader is None:
-            s.reader = Detokenizer(self.run.decode)
+            s.reader = Detokenizer(self.scheduler.decode)
         if ends_at_break(s.reader.sync(ids), s.steps.is_end):
             return self._finished(s, terminal=False)
         return False
@@ -81,42 +85,40 @@ class SearchRun:
 
     # -- rounds ----------------------------------------------------------------------------------
     def rounds(self) -> Iterator:
-        run = self.run
+        scheduler = self.scheduler
         while True:
             yield from self._score()
             decisions = self.search.decide(self.budget_left())
             if not decisions:
                 break
             self._prune([d for d in decisions if isinstance(d, Prune)])
-            run.collect()
+            scheduler.collect()
             self._record_memory()  # after pruning, before the new forks: what the live tree holds
             yield from self._expand([d for d in decisions if isinstance(d, Expand)])
-            yield from run._loop()
+            yield from self.run.loop()
         chosen = set(self.tree.chosen)
-        for s in run.slots:
-            if s.state != "done":
-                run._retire(s, "chosen" if s.worker.index in chosen else "search ended")
-        run.collect()
+        for s in scheduler.slots:
+            scheduler.retire(s, "chosen" if s.index in chosen else "search ended")
+        scheduler.collect()
         self._record_memory()
 
     def _prune(self, decisions: list[Prune]) -> None:
-        run = self.run
+        scheduler = self.scheduler
         for d in decisions:
-            run.result.events.append(Event("prune", run.step, d.node, {"score": self.tree.nodes[d.node].score}))
-            if run.slots[d.node].state != "done":
-                run._retire(run.slots[d.node], "pruned")
+            scheduler.result.events.append(Event("prune", scheduler.step, d.node, {"score": self.tree.nodes[d.node].score}))
+            scheduler.retire(scheduler.slots[d.node], "pruned")
 
     def _expand(self, decisions: list[Expand]) -> Iterator:
-        run = self.run
+        scheduler = self.scheduler
         for d in decisions:
-            children = run.fork(d.node, d.children)
-            ids = [c.worker.index for c in children]
+            batch = scheduler.fork(d.node, d.children)
+            ids = list(batch.draws)
             for i in ids:
                 self.tree.add(i, d.node)
             self.search.started(ids)
-            yield run.sample_forks(d.node, children)
+            yield from self.run.step(batch)
             if self.search.expands_once:  # its block lives on in its children's views
-                run._retire(run.slots[d.node], "expanded")
+                scheduler.retire(scheduler.slots[d.node], "expanded")
 
     def _score(self) -> Iterator:
         """Value every node whose step ended: the callable now, or one batched judge step."""
@@ -127,24 +129,14 @@ class SearchRun:
             for i in todo:
                 self._set(i, self.scorer, self.tree.text(i))
             return
-        run, views = self.run, self.run._views()
-        judges = [self._judge(i, views) for i in todo]
-        yield from run._loop()
-        values = self.scorer.values(torch.stack([judge.last_row for judge in judges]))
+        scheduler = self.scheduler
+        judges = [scheduler.probe(i, self.scorer.prompt_ids, f"judge({scheduler.slots[i].worker.name})", "judge").index
+                  for i in todo]  # each sees the node's whole path, then the evaluation prompt
+        yield from self.run.loop()
+        values = self.scorer.values(torch.stack([self.run.runner.kept[j] for j in judges]))
         for i, judge, value in zip(todo, judges, values):
             self._set(i, float, value)
-            judge.last_row = None
-
-    def _judge(self, index: int, views):
-        """A worker that sees the node's whole path, then the evaluation prompt; it samples nothing."""
-        run = self.run
-        node_slot = run.slots[index]
-        base = run.fork_base(node_slot, views=views)
-        judge = run._add_worker(f"judge({node_slot.worker.name})", self.scorer.prompt_ids, index, base,
-                                -(len(run.slots) + 2), budget=1, controlled=False)
-        judge.worker.role, judge.worker.finish_reason, judge.worker.retire_step = "judge", "judged", run.step
-        judge.state, judge.flush, judge.keep_row = "done", True, True
-        return judge
+            scheduler.release(judge)
 
     def _set(self, index: int, fn, arg) -> None:
         """Score a node; a failing or non-numeric scorer marks it unscored, with an event."""
@@ -153,11 +145,11 @@ class SearchRun:
             value = answers.score(fn, arg)
         except Exception as exc:  # the tree is kept; the node ranks last
             node.error = f"{type(exc).__name__}: {exc}"
-            self.run.result.events.append(Event("unscored", self.run.step, index, {"reason": node.error}))
+            self.scheduler.result.events.append(Event("unscored", self.scheduler.step, index, {"reason": node.error}))
             value = None
         self.search.scored(index, value)
         if value is not None:
-            self.run.result.events.append(Event("scored", self.run.step, index, {"score": value}))
+            self.scheduler.result.events.append(Event("scored", self.scheduler.step, index, {"score": value}))
 
     def _finished(self, s, terminal: bool) -> bool:
         node = self.tree.nodes[s.worker.index]
@@ -167,5 +159,5 @@ class SearchRun:
         return True
 
     def _record_memory(self) -> None:
-        table, live = self.run.table, [s.worker.index for s in self.run.slots if s.state != "done"]
+        table, live = self.scheduler.table, [s.index for s in self.scheduler.slots if s.phase is not Phase.DONE]
         self.tree.memory.append((live, table.tokens, table.pages_in_use))

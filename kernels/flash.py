@@ -10,8 +10,9 @@ same on CPU and is what the tests merge with. flash-attn is optional (`pip insta
 from __future__ import annotations
 
 import torch
+from einops import rearrange
 
-from .reference import rotate, rotation_tables
+from .reference import rotate
 
 try:  # optional: only builds with CUDA
     from flash_attn import flash_attn_func
@@ -26,20 +27,20 @@ def available() -> bool:
 def attend(q, k, v, scale: float, mask=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Plain attention with LSE. q [T, H, D]; k, v [S, KVH, D]; mask [T, S] (True: visible) or
     None. Returns out [T, H, D] and lse [T, H] (fp32; -inf where a token sees no key)."""
-    T, H, D = q.shape
-    KVH = k.shape[1]
-    s = torch.einsum("tkrd,skd->tkrs", q.float().view(T, KVH, H // KVH, D), k.float()) * scale
+    grouped = rearrange(q.float(), "t (k r) d -> t k r d", k=k.shape[1])  # query heads over their KV head
+    s = torch.einsum("tkrd,skd->tkrs", grouped, k.float()) * scale
     if mask is not None:
-        s = s.masked_fill(~mask[:, None, None, :], float("-inf"))
+        s = s.masked_fill(rearrange(~mask, "t s -> t 1 1 s"), float("-inf"))
     lse = torch.logsumexp(s, dim=-1)
     p = torch.exp(s - lse[..., None]).nan_to_num(0.0)
-    out = torch.einsum("tkrs,skd->tkrd", p, v.float()).reshape(T, H, D)
-    return out, lse.reshape(T, H)
+    out = torch.einsum("tkrs,skd->tkrd", p, v.float())
+    return rearrange(out, "t k r d -> t (k r) d"), rearrange(lse, "t k r -> t (k r)")
 
 
 def attend_flash(q, k, v, scale, mask=None):  # pragma: no cover - needs CUDA and flash-attn
-    """flash-attn for a page every token sees whole; partly visible pages use `attend`."""
-    if mask is not None and not bool(mask.all()):
+    """flash-attn for a page every token sees whole (`mask` None); a partly visible page uses
+    `attend` (the plan says which, once per step: no host sync here)."""
+    if mask is not None:
         return attend(q, k, v, scale, mask)
     T = q.shape[0]
     kt, vt = k[None].expand(T, -1, -1, -1), v[None].expand(T, -1, -1, -1)
@@ -54,17 +55,18 @@ def merge_states(outs: torch.Tensor, lses: torch.Tensor) -> torch.Tensor:
 
 
 def blockwise_attention(q, k_pages, v_pages, plan, scale: float, attend_fn=None) -> torch.Tensor:
-    """Attention over each visible page apart, merged by LSE. Same inputs as the reference,
-    read from the step plan (pages, counts, delta); returns [T, H, D]."""
+    """Attention over each visible page apart, merged by LSE. Same inputs as the reference, read
+    from the step plan: the pages and which of them every token sees whole are host lists built
+    once per step (`plan.page_list`, `plan.whole`), the query rotations its cos/sin tables, so
+    the per-layer loop launches work without reading anything back. Returns [T, H, D]."""
     attend_fn = attend_fn or (attend_flash if available() else attend)
     P = k_pages.shape[2]
+    rotated = rotate(q, plan.cos, plan.sin).to(q.dtype) if plan.cos is not None else None  # [T, G, H, D]
+    keys = torch.arange(P, device=q.device)[None, :]
     outs, lses = [], []
-    for g in range(plan.num_pages):  # firsts .. counts: each token's visible keys of the page
-        page = int(plan.pages[g])
-        cos, sin = rotation_tables(plan.delta[:, g], plan.inv_freq)  # [T, D]
-        qr = rotate(q, cos[:, None], sin[:, None])[:, 0].to(q.dtype)
-        keys = torch.arange(P, device=q.device)[None, :]
-        mask = (keys >= plan.firsts[:, g, None]) & (keys < plan.counts[:, g, None])  # [T, P]
+    for g, (page, whole) in enumerate(zip(plan.page_list, plan.whole)):
+        qr = rotated[:, g] if rotated is not None else q
+        mask = None if whole else (keys >= plan.firsts[:, g, None]) & (keys < plan.counts[:, g, None])  # [T, P]
         out, lse = attend_fn(qr, k_pages[page].transpose(0, 1), v_pages[page].transpose(0, 1), scale, mask)
         outs.append(out)
         lses.append(lse)

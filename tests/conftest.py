@@ -84,3 +84,28 @@ def default_model():
     import collab
 
     return collab.load()
+
+
+# The Space as it deploys (tests/deployed_space.py), for tests/test_space_build.py and
+# tests/test_space_browser.py: built and installed once per session, served once per module (a
+# server is not left running through the rest of the suite).
+@pytest.fixture(scope="session")
+def space_folder(tmp_path_factory):
+    import deployed_space
+
+    return deployed_space.build(tmp_path_factory.mktemp("space"))
+
+
+@pytest.fixture(scope="session")
+def space_python(space_folder, tmp_path_factory):
+    import deployed_space
+
+    return deployed_space.install(space_folder, tmp_path_factory.mktemp("venv"))
+
+
+@pytest.fixture(scope="module")
+def space_server(space_folder, space_python, tmp_path_factory):
+    import deployed_space
+
+    with deployed_space.serve(space_python, space_folder, tmp_path_factory.mktemp("server") / "app.log") as server:
+        yield server

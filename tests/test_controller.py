@@ -2,7 +2,7 @@
 
 import pytest
 
-from collab.controller import Controller, Limits, Note, Pause, Resume, Retire, StartChildren
+from collab.controller import Controller, Limits, Rejected, AwaitChildren, JoinChildren, Retire, SpawnChildren
 from collab.protocols import PROTOCOLS, resolve_protocol
 
 
@@ -24,9 +24,9 @@ def make(name="markers", **limits):
 def test_markers_split_across_tokens_are_recognized(chunk):
     c = make()
     d = feed(c, 0, "go <spawn>task A</spawn> and <spawn>task B</spawn> then <wait>", chunk)
-    starts = [x for x in d if isinstance(x, StartChildren)]
+    starts = [x for x in d if isinstance(x, SpawnChildren)]
     assert [s.heads for s in starts] == [("\nHelper task: task A\n",), ("\nHelper task: task B\n",)]
-    assert isinstance(d[-1], Pause)
+    assert isinstance(d[-1], AwaitChildren)
 
 
 def test_join_after_all_children_retire():
@@ -35,7 +35,7 @@ def test_join_after_all_children_retire():
     c.add(1, 0), c.add(2, 0)
     assert c.retired(1) == []
     (resume,) = c.retired(2)
-    assert resume == Resume(0, (1, 2)) and c.join(0, "", ["a", "b"]).text == "\n"
+    assert resume == JoinChildren(0, (1, 2)) and c.join(0, "", ["a", "b"]).text == "\n"
 
 
 @pytest.mark.parametrize("name", ["multiverse", "threadweaver"])
@@ -44,7 +44,7 @@ def test_outline_formats_spawn_and_wait(name):
     text = f"<Parallel>\n<{tags[0]}>\n<Outline>1: x</Outline>\n<Outline>2: y</Outline>\n</{tags[0]}>"
     c = make(name)
     d = feed(c, 0, text, 3)
-    (start,) = [x for x in d if isinstance(x, StartChildren)]
+    (start,) = [x for x in d if isinstance(x, SpawnChildren)]
     assert start.heads == (f"\n<{tags[1]}>\n1:", f"\n<{tags[1]}>\n2:") and start.wait
     c.add(1, 0)
     after = 1 if name == "multiverse" else 0  # Multiverse's engine keeps one token after </Path>
@@ -59,16 +59,16 @@ def test_limits_hold_under_endless_spawning():
         text += f"<spawn>t{i}</spawn>"
         decisions += c.observe(0, text)
         for d in decisions:
-            if isinstance(d, StartChildren):
+            if isinstance(d, SpawnChildren):
                 for _ in d.heads:
                     c.add(len(c.nodes), 0)
-        decisions = [d for d in decisions if not isinstance(d, StartChildren)]
+        decisions = [d for d in decisions if not isinstance(d, SpawnChildren)]
     assert len(c.nodes) == 3  # the lead + 2 helpers: max_concurrent=3 bounds it
-    assert all(isinstance(d, Note) and d.kind == "refused" and "limits.max_concurrent=3" in d.reason for d in decisions)
+    assert all(isinstance(d, Rejected) and d.kind == "refused" and "limits.max_concurrent=3" in d.reason for d in decisions)
     c.retired(1), c.retired(2)
     more = c.observe(0, text + "<spawn>again</spawn><spawn>and</spawn><spawn>more</spawn>")
-    started = sum(len(d.heads) for d in more if isinstance(d, StartChildren))
-    assert started == 2 and any("limits.max_workers=5" in d.reason for d in more if isinstance(d, Note))
+    started = sum(len(d.heads) for d in more if isinstance(d, SpawnChildren))
+    assert started == 2 and any("limits.max_workers=5" in d.reason for d in more if isinstance(d, Rejected))
 
 
 def test_depth_limit_refuses_nested_spawns():
@@ -90,8 +90,8 @@ def test_depth_limit_refuses_nested_spawns():
 def test_malformed_markers_are_plain_text_and_an_event(text, reason):
     c = make()
     d = feed(c, 0, text, 5)
-    assert not any(isinstance(x, StartChildren) for x in d)
-    assert any(isinstance(x, Note) and x.kind == "malformed" and reason in x.reason for x in d)
+    assert not any(isinstance(x, SpawnChildren) for x in d)
+    assert any(isinstance(x, Rejected) and x.kind == "malformed" and reason in x.reason for x in d)
 
 
 @pytest.mark.parametrize(

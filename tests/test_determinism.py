@@ -7,7 +7,7 @@ import pytest
 from scripted import CharTokenizer, Script
 
 import collab
-from collab.runtime import Run
+from collab.scheduler import Scheduler as Run  # the batch-order hook lives on the scheduler
 from conftest import tiny_model
 
 TEXT = "Q: add 1 and 2, then double.\n"

@@ -18,8 +18,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from collab import prompts
-from collab.controller import Controller, Limits, Note, Pause, Resume, Retire, StartChildren
-from collab.protocols import PROTOCOLS, Done, Join, Malformed, Spawn, Wait
+from collab.controller import Controller, Limits, Rejected, AwaitChildren, JoinChildren, Retire, SpawnChildren
+from collab.protocols import PROTOCOLS, DoneMark, JoinLayout, Malformed, SpawnMark, WaitMark
 from collab.protocols.apr import known_nodes, node_prompt
 from collab.protocols.base import MAX_OPEN_CHARS
 
@@ -116,8 +116,8 @@ def parse(protocol, text: str, ends: list[int], child: bool):
         found, new = protocol.scan(text[:end], cursor, child, memo)
         assert cursor <= new <= end, (cursor, new, end)
         for action in found:
-            assert isinstance(action, (Spawn, Wait, Done, Malformed)), action
-            if isinstance(action, Spawn):
+            assert isinstance(action, (SpawnMark, WaitMark, DoneMark, Malformed)), action
+            if isinstance(action, SpawnMark):
                 assert action.heads and all(isinstance(h, str) and h for h in action.heads)
         actions += found
         cursor = new
@@ -166,16 +166,16 @@ def _marker(draw, name: str, child: bool):
         kind = draw(st.sampled_from(["spawn", "wait", "spawn", "done"]))  # <done> ends everything after it
         if kind == "spawn":
             task = draw(words)
-            return f"<spawn>{task}</spawn>", [Spawn((prompts.load("markers_child.txt").format(task=task.strip()),), False)]
-        return (f"<{kind}>", [Wait()] if kind == "wait" else [Done("<done>")])
+            return f"<spawn>{task}</spawn>", [SpawnMark((prompts.load("markers_child.txt").format(task=task.strip()),), False)]
+        return (f"<{kind}>", [WaitMark()] if kind == "wait" else [DoneMark("<done>")])
     if name in ("multiverse", "threadweaver", "npr"):
         outer, inner, item = {"multiverse": ("Goal", "Path", "Outline"), "threadweaver": ("Outlines", "Thread", "Outline"),
                               "npr": ("guideline", "step", "plan")}[name]
         if child and draw(st.booleans()):
-            return f"</{inner}>", [Done(f"</{inner}>", after=0 if name == "threadweaver" else 1)]
+            return f"</{inner}>", [DoneMark(f"</{inner}>", after=0 if name == "threadweaver" else 1)]
         numbers = draw(st.lists(st.sampled_from(["1", "2", "7", "20", "1.1", "2.3.1"]), min_size=1, max_size=4))
         outlines = "".join(f"<{item}>{i}: {draw(words)}</{item}>\n" for i in numbers)
-        return f"<{outer}>\n{outlines}</{outer}>", [Spawn(tuple(f"\n<{inner}>\n{i}:" for i in numbers), True)]
+        return f"<{outer}>\n{outlines}</{outer}>", [SpawnMark(tuple(f"\n<{inner}>\n{i}:" for i in numbers), True)]
     if name == "apr":
         if child:  # sub-searches end at EOS and never nest: nothing in their text acts
             return draw(st.sampled_from(["<End Calling Sub Searches>", "Goal Reached\n", "<Sub Searches>"])), []
@@ -183,29 +183,29 @@ def _marker(draw, name: str, child: bool):
         lines = [f"<Start Sub Search {i} at level 1> Moving to Node #{node}" for i, node in enumerate(ids)]
         body = "".join(f"{line}\n" for line in lines)
         heads = tuple(node_prompt(APR_NODES[node]) for node in ids)
-        return f"<Calling Sub Searches>\n{body}<End Calling Sub Searches>", [Spawn(heads, True, fresh=True)]
+        return f"<Calling Sub Searches>\n{body}<End Calling Sub Searches>", [SpawnMark(heads, True, fresh=True)]
     if name == "parathinker":
         if not child:
-            return "</summary>", [Done("</summary>")]
+            return "</summary>", [DoneMark("</summary>")]
         tag = f"</think{draw(st.sampled_from(['', '1', '7']))}>"
-        return tag, [Done(tag)]
+        return tag, [DoneMark(tag)]
     if name == "parallel_r1":
         if child:
-            return "</Path>", [Done("</Path>")]
-        return "<Parallel>", [Spawn(("<Path>", "<Path>"), True)]
+            return "</Path>", [DoneMark("</Path>")]
+        return "<Parallel>", [SpawnMark(("<Path>", "<Path>"), True)]
     if name == "asyncthink":
         if child:  # workers end at EOS
             return draw(st.sampled_from(["<FORK1>a</FORK1>", "<JOIN1>"])), []
         key = draw(st.sampled_from(["1", "2", "17"]))
         if draw(st.booleans()):
-            return f"<JOIN{key}>", [Wait((key,))]
-        return f"<FORK-{key}>{draw(words)}x</FORK-{key}>", [Spawn(("\n",), False, key=key)]
+            return f"<JOIN{key}>", [WaitMark((key,))]
+        return f"<FORK-{key}>{draw(words)}x</FORK-{key}>", [SpawnMark(("\n",), False, key=key)]
     if name == "skeleton":
         if child:
             return draw(words), []
         points = draw(st.lists(words, min_size=1, max_size=5))
         outline = "".join(f"{i}. {p.strip()}\n" for i, p in enumerate(points, 1))
-        return "\n\n" + outline + "\n", [Spawn(tuple(f"Point {i}: {p.strip()}\n" for i, p in enumerate(points, 1)), True)]
+        return "\n\n" + outline + "\n", [SpawnMark(tuple(f"Point {i}: {p.strip()}\n" for i, p in enumerate(points, 1)), True)]
     raise AssertionError(f"no well-formed markers for protocol {name!r}: add them here")
 
 
@@ -286,23 +286,23 @@ class Drive:
     def _apply(self, decisions) -> None:
         for d in decisions:
             self.log.append(d)
-            actor = {StartChildren: "parent", Pause: "worker", Resume: "parent", Retire: "worker"}.get(type(d))
+            actor = {SpawnChildren: "parent", AwaitChildren: "worker", JoinChildren: "parent", Retire: "worker"}.get(type(d))
             if actor is not None:
                 assert getattr(d, actor) not in self.retired, f"a retired worker acted: {d}"
-            if isinstance(d, StartChildren):
+            if isinstance(d, SpawnChildren):
                 self._start(d)
-            elif isinstance(d, Pause):
+            elif isinstance(d, AwaitChildren):
                 assert self.state(d.worker) == "waiting"
-            elif isinstance(d, Resume):
+            elif isinstance(d, JoinChildren):
                 self._resume(d)
             elif isinstance(d, Retire):
                 self.retire(d.worker)
             else:
-                assert isinstance(d, Note) and d.kind in ("refused", "malformed"), d
+                assert isinstance(d, Rejected) and d.kind in ("refused", "malformed"), d
                 if "<wait>" in d.reason:  # ignored as having nothing to wait for: true when it was read
                     assert all(c in self.joined for c in self.c.nodes[d.worker].children), (d, self.c.nodes[d.worker])
 
-    def _start(self, d: StartChildren) -> None:
+    def _start(self, d: SpawnChildren) -> None:
         parent = self.c.nodes[d.parent]
         assert d.heads and parent.depth + 1 <= self.limits.max_depth, d
         for _ in d.heads:
@@ -310,7 +310,7 @@ class Drive:
         # Spawning never lifts concurrency past the limit (a waiting parent stops counting).
         assert self.c.active <= self.limits.max_concurrent, (d, self.c.active)
 
-    def _resume(self, d: Resume) -> None:
+    def _resume(self, d: JoinChildren) -> None:
         node = self.c.nodes[d.parent]
         unjoined = tuple(c for c in node.children if c not in self.joined)
         assert d.children == unjoined, ("a join takes every unjoined child, in spawn order", d, unjoined)
@@ -318,7 +318,7 @@ class Drive:
         self.joined.update(d.children)
         join = self.c.join(d.parent, "", ["x"] * len(d.children))
         if d.retire is not None:  # its done marker came first: it retires once its helpers are in
-            assert join == Join() and (d.retire.startswith("done marker") or d.retire == "eos"), d
+            assert join == JoinLayout() and (d.retire.startswith("done marker") or d.retire == "eos"), d
             self.retire(d.parent)
         else:
             assert join.show is None or len(join.show) == len(d.children)
@@ -391,7 +391,7 @@ def test_the_fuzzer_reaches_spawns_joins_and_refusals():
             drive.apply(drive.c.spawn(0, PROTOCOLS[name]().start(2), wait=True))
         drive.finish()
         for d in drive.log:
-            kind = d.kind if isinstance(d, Note) else "Close" if isinstance(d, Resume) and d.retire else type(d).__name__
+            kind = d.kind if isinstance(d, Rejected) else "Close" if isinstance(d, JoinChildren) and d.retire else type(d).__name__
             kinds.setdefault(name, set()).add(kind)
 
     run()
@@ -399,6 +399,6 @@ def test_the_fuzzer_reaches_spawns_joins_and_refusals():
     # retirements, refusals and malformed markers are reached
     # over all of them (which protocol reaches which depends on hypothesis' version)
     for name in NAMES:
-        assert "StartChildren" in kinds.get(name, set()), (name, kinds.get(name))
+        assert "SpawnChildren" in kinds.get(name, set()), (name, kinds.get(name))
     reached = set().union(*kinds.values())
-    assert {"Pause", "Resume", "Close", "Retire", "refused", "malformed"} <= reached, reached
+    assert {"AwaitChildren", "JoinChildren", "Close", "Retire", "refused", "malformed"} <= reached, reached

@@ -11,14 +11,25 @@ from collab.kernels import flash, paged_attention
 @pytest.mark.parametrize("workers,H,KVH,D,P", [(1, 2, 2, 8, 4), (3, 4, 2, 16, 8), (4, 9, 3, 16, 4)])
 @pytest.mark.parametrize("skip", [False, True])
 def test_blockwise_merge_matches_reference(workers, H, KVH, D, P, skip):
-    table, plan, inv_freq = random_step(workers, KVH, D, P, seed=workers + D, skip=skip)
+    table, plan, inv_freq = random_step(workers, KVH, D, P, seed=workers + D, skip=skip, backend="flash")
     g = torch.Generator().manual_seed(2)
     k = torch.randn(table.capacity, KVH, P, D, generator=g)
     v = torch.randn(table.capacity, KVH, P, D, generator=g)
     q = torch.randn(plan.input_ids.shape[1], H, D, generator=g)
     ref = paged_attention(q, k, v, plan.page_ids, plan.num_pages, plan.bias, plan.cos, plan.sin, D**-0.5)
-    out = flash.blockwise_attention(q, k, v, plan, D**-0.5, attend_fn=flash.attend)
+    masks = []
+
+    def attend(q, k, v, scale, mask=None):  # records which pages took the masked (PyTorch) path
+        masks.append(mask)
+        return flash.attend(q, k, v, scale, mask)
+
+    out = flash.blockwise_attention(q, k, v, plan, D**-0.5, attend_fn=attend)
     torch.testing.assert_close(out, ref, atol=2e-5, rtol=1e-4)
+    # the plan, built once per step, says which pages every token sees whole: those go unmasked
+    assert plan.page_list == plan.pages.tolist() and len(masks) == plan.num_pages
+    whole = ((plan.firsts == 0) & (plan.counts == P)).all(0).tolist()
+    assert plan.whole == whole and [m is None for m in masks] == whole
+    assert not all(whole)  # the random steps hold partly visible pages (own blocks, skips)
 
 
 def test_merge_states_weights_blocks_by_lse():

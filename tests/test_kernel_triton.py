@@ -15,7 +15,7 @@ from collab.views import Segment, View  # noqa: E402
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def random_step(T_workers, KVH, D, P, seed, skip=False):
+def random_step(T_workers, KVH, D, P, seed, skip=False, backend="reference"):
     """A realistic plan: a prompt block and worker blocks of random lengths, full views; with
     `skip`, each peer's block is seen from a random first token (a joined child's tail)."""
     g = torch.Generator().manual_seed(seed)
@@ -37,7 +37,7 @@ def random_step(T_workers, KVH, D, P, seed, skip=False):
         views[i] = View(tuple(segs), off)
         feeds.append(Feed(i, b, [1], *table.append(b, 1)))
     inv_freq = 1.0 / (10000 ** (torch.arange(0, D, 2).float() / D))
-    return table, build_plan(feeds, views, table, inv_freq), inv_freq
+    return table, build_plan(feeds, views, table, inv_freq, backend), inv_freq
 
 
 @pytest.mark.parametrize("device", DEVICES)

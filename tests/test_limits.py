@@ -161,6 +161,29 @@ def space(case):
     return raised(Exception, lambda: app.check_inputs(**args))
 
 
+def tensor_parallel(case):
+    """`collab.load(..., tp_plan="auto")` refused before any loading, as in a process torchrun
+    started (WORLD_SIZE=2); a model transformers sharded unevenly refused by `generate`."""
+    import os
+    import tempfile
+    from unittest import mock
+
+    with tempfile.TemporaryDirectory(prefix="collab-tp-") as folder, mock.patch.dict(os.environ, {"WORLD_SIZE": "2"}):
+        if case == "tp-no-plan":
+            GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=64, bos_token_id=0, eos_token_id=0).save_pretrained(folder)
+        else:
+            tiny_model(num_key_value_heads=1).config.save_pretrained(folder)
+        load = {"tp-device-map": dict(device_map="auto"), "tp-adapter": dict(adapter="parallel")}.get(case, {})
+        if case == "tp-launcher":
+            del os.environ["WORLD_SIZE"]  # put back on leaving the block
+        message = raised((ValueError, TypeError), lambda: collab.load(folder, tp_plan="auto", **load))
+        if case == "tp-heads":
+            sharded = tiny_model(num_key_value_heads=1)
+            sharded._tp_size = 2  # as transformers marks a model it sharded over 2 processes
+            message += " " + raised(collab.UnsupportedModelError, gen(model=sharded))
+        return message
+
+
 def bench(argv):
     """The CLI prints the error and exits with status 2, before loading a benchmark's inputs."""
     import contextlib
@@ -243,6 +266,11 @@ CASES = {
     "rope-type": lambda: raised(collab.UnsupportedModelError, gen(model=tiny_model(rope_parameters={"rope_type": "dynamic", "rope_theta": 1e4, "factor": 2.0}))),
     "sliding-window": lambda: raised(collab.UnsupportedModelError, gen(model=tiny_model("mistral", sliding_window=16), workers=2, max_new_tokens=20)),
     "model-path": lambda: raised(ValueError, lambda: collab.load("/no/such/dir")),
+    "tp-device-map": lambda: tensor_parallel("tp-device-map"),
+    "tp-adapter": lambda: tensor_parallel("tp-adapter"),
+    "tp-launcher": lambda: tensor_parallel("tp-launcher"),
+    "tp-no-plan": lambda: tensor_parallel("tp-no-plan"),
+    "tp-heads": lambda: tensor_parallel("tp-heads"),
     "interrupt": interrupt,
     "callback-raises": callback_raises,
     "stream-closed": stream_closed,

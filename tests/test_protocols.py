@@ -345,6 +345,22 @@ def helper_logits(result):
     return [torch.stack(w.logits) for w in result.workers[1:]]
 
 
+def test_a_model_trained_on_depth_1_traces_has_its_helpers_spawns_refused():
+    """An adapter's `collab_views.json` says its traces never nest: a helper's spawn marker is
+    refused (a note, no worker) when the protocol comes by name; a `limits=` the caller passes wins."""
+    lead = "plan. <spawn>part a</spawn> I wait. <wait>"
+    scripts = [lead + "\ngot it. <done>", "\nHelper task: part a\nsplit <spawn>part a1</spawn> a is 1 <done>",
+               "\nHelper task: part a1\na1 is 1 <done>"]
+    model = tiny_model(vocab_size=128, eos_token_id=3, max_position_embeddings=1024)
+    model.collab_views = {"protocol": "markers", "siblings": False, "max_depth": 1}
+    run = dict(tokenizer=CharTokenizer(), strategy="adaptive", template=None, seed=0, finisher=False, max_new_tokens=120)
+    capped = collab.generate(model, PROMPT, logits_processor=[Script(len(PROMPT), scripts)], **run)
+    assert len(capped.workers) == 2 and capped.workers[1].finish_reason.startswith("done marker")
+    assert [e.info["reason"] for e in capped.events if e.kind == "refused"] == ["nesting depth 2 exceeds limits.max_depth=1"]
+    deeper = collab.generate(model, PROMPT, logits_processor=[Script(len(PROMPT), scripts)], limits={"max_depth": 2}, **run)
+    assert len(deeper.workers) == 3
+
+
 def test_markers_siblings_off_hides_helpers_from_each_other_and_stays_exact():
     from collab.protocols import Markers
 
@@ -367,9 +383,10 @@ def test_a_trained_adapter_brings_its_views_to_a_protocol_named_by_strategy():
     from collab.protocols import Markers
 
     class Model:
-        collab_views = {"protocol": "markers", "siblings": False}
+        collab_views = {"protocol": "markers", "siblings": False, "max_depth": 1}
 
     chosen = trained_protocol(Model(), "markers")
     assert isinstance(chosen, Markers) and chosen.siblings_visible is False
+    assert chosen.limits["max_depth"] == 1 and Markers.limits.get("max_depth") != 1  # the instance's, not the class's
     assert trained_protocol(Model(), Markers(siblings=True)) is None  # a configured instance stays as given
     assert trained_protocol(Model(), "multiverse") is None and trained_protocol(object(), "markers") is None

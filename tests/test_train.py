@@ -52,7 +52,7 @@ def test_a_few_steps_save_an_adapter_resume_and_leave_the_model_as_it_was(tmp_pa
     again = train(model, ChatChars(), TrainConfig(data=small(), steps=6, batch=2, save_steps=2, rank=4), tmp_path)
     assert again.global_step == 6
     merged = collab.models.with_adapter(model, tmp_path / "adapter")
-    assert merged.collab_views == {"protocol": "markers", "siblings": False}  # helpers were trained blind
+    assert merged.collab_views == {"protocol": "markers", "siblings": False, "max_depth": 1}  # helpers were trained blind
     assert not hasattr(model, "collab_views")
     assert any(not torch.equal(before[n], p) for n, p in merged.state_dict().items())  # the adapter changed a copy
     assert all(torch.equal(before[n], p) for n, p in model.state_dict().items())

@@ -8,12 +8,14 @@ spawning where none is needed, and duplicated work; plots in the shape of APR's 
 - `sources.py`: tasks (generators' held-out splits, builtin, JSONL, a local dataset);
 - `grid.py`: `Arm`, `grid(...)`, checks before compute;
 - `runner.py`: `run(models, tasks, arms, out, seeds=...)`, rows, resume, the time estimate;
+- `shard.py`: the grid split over the processes torchrun or `accelerate launch` starts, merged;
 - `summary.py`, `plots.py`: the table, intervals, duplicated work, figures.
 """
 
 from .grid import Arm, grid
 from .runner import report, run, run_one
+from .shard import Shard
 from .sources import Task, load_tasks
 from .summary import format_table, overlap, summarize, write_summary
 
-__all__ = ["Arm", "Task", "format_table", "grid", "load_tasks", "overlap", "report", "run", "run_one", "summarize", "write_summary"]
+__all__ = ["Arm", "Shard", "Task", "format_table", "grid", "load_tasks", "overlap", "report", "run", "run_one", "summarize", "write_summary"]

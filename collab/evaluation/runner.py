@@ -1,5 +1,6 @@
 """Runs the grid: every arm on every task for every seed, one JSONL row per run (resumable),
 then the summary (CSV, printed table) and the plots. A crash in one run is a row; the grid goes on.
+Under torchrun or `accelerate launch` each process runs its share (`shard.py`) and rank 0 merges.
 """
 
 from __future__ import annotations
@@ -12,28 +13,32 @@ from typing import Callable
 from ..answers import majority
 from ..strategies import resolve_strategy
 from .grid import Arm
+from .shard import ROWS_GLOB, Shard, drop_torn_tail, key, merged_rows
 from .sources import Task
 from .summary import format_table, overlap, summarize, write_summary
 
 SAMPLE_TEMPERATURE = 0.7
-
-
-def key(row: dict) -> tuple:
-    return (row["task"], row["arm"], row["seed"])
+POLL_S = 2.0  # rank 0, its share done: how often it looks for the other ranks' rows
 
 
 def run(models: dict, tasks: list[Task], arms: list[Arm], out, *, seeds=(0,), progress: bool = True,
         generate: Callable | None = None, max_minutes: float | None = None, yes: bool = False, plots: bool = True,
-        log=print) -> list[dict]:
-    """Run `arms` x `tasks` x `seeds`; append rows to out/runs.jsonl (skipping finished ones);
-    write out/summary.csv and the plots. `models`: name -> (model, tokenizer). With
-    `max_minutes`, a grid estimated to run longer is refused (its runs and estimated time named)
-    unless `yes`. Returns every row (old and new)."""
+        log=print, shard: Shard | None = None) -> list[dict]:
+    """Run `arms` x `tasks` x `seeds`; append rows to out/runs.jsonl, skipping runs that any
+    out/runs*.jsonl already holds; write out/summary.csv and the plots. `models`: name ->
+    (model, tokenizer). With `max_minutes`, a grid estimated to run longer is refused (its runs
+    and estimated time named) unless `yes`. Returns every row (old and new).
+
+    Several processes (`shard`; default: RANK and WORLD_SIZE as torchrun and `accelerate
+    launch` set them) each run every world-th run of the grid and append to
+    out/runs.rank{r}.jsonl; rank 0 then waits for the other ranks' rows and writes the summary
+    and plots of all of them."""
     from tqdm.auto import tqdm
 
     from ..api import generate as collab_generate
 
     generate = generate or collab_generate
+    shard = Shard.from_env() if shard is None else shard
     seeds = list(seeds)
     for s in seeds:
         if isinstance(s, bool) or not isinstance(s, int):
@@ -41,45 +46,72 @@ def run(models: dict, tasks: list[Task], arms: list[Arm], out, *, seeds=(0,), pr
     for arm in arms:
         arm.check(models)
     out = Path(out)
-    rows_path = out / "runs.jsonl"
-    rows = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()] if rows_path.exists() else []
+    cells = [(a, t, s) for a in arms for s in seeds for t in tasks]
+    rows = merged_rows(out)
     done = {key(r) for r in rows}
-    todo = [(a, t, s) for a in arms for s in seeds for t in tasks if (t.id, a.name, s) not in done]
+    todo = [c for c in shard.take(cells) if _key(c) not in done]
+    where = f" ({shard})" if shard.world > 1 else ""
     if done:
-        log(f"resuming: {len(done)} runs already in {rows_path}, {len(todo)} to go")
+        log(f"resuming: {len(done)} runs already in {out / ROWS_GLOB}, {len(todo)} to go{where}")
+    elif shard.world > 1:
+        log(f"{shard}: {len(todo)} of the grid's {len(cells)} runs")
     if generate is collab_generate:
         _dry_run(models, arms, tasks[0])
         if max_minutes is not None:
             minutes = estimate_minutes(models, todo)
             if minutes > max_minutes and not yes:
-                raise ValueError(f"this grid is {len(todo)} runs, estimated at {minutes:.0f} min, over the stated budget of "
+                raise ValueError(f"this grid is {len(todo)} runs{where}, estimated at {minutes:.0f} min, over the stated budget of "
                                  f"{max_minutes:g} min: shrink it (fewer tasks, arms, seeds or budgets) or pass --yes / yes=True")
     out.mkdir(parents=True, exist_ok=True)
+    rows_path = out / shard.rows_file
+    drop_torn_tail(rows_path)
     with rows_path.open("a") as f:
-        for arm, task, seed in tqdm(todo, disable=not progress, desc="eval", unit="run"):
+        for arm, task, seed in tqdm(todo, disable=not progress or shard.rank != 0, desc=f"eval{where}", unit="run"):
             row = run_one(generate, models, arm, task, seed)
             f.write(json.dumps(row) + "\n")
-            f.flush()
+            f.flush()  # a process killed now loses only the run it was on
             rows.append(row)
+    if shard.rank != 0:
+        log(f"{shard}: {len(todo)} rows written to {rows_path}; rank 0 writes the summary")
+        return rows
+    if shard.world > 1:
+        rows = _wait_for(out, {_key(c) for c in cells}, log)
+    order = {_key(c): i for i, c in enumerate(cells)}
+    rows.sort(key=lambda r: order.get(key(r), len(order)))  # the grid's order, whichever rank wrote a row
     report(rows, out, plots=plots, log=log)
     return rows
 
 
+def _key(cell) -> tuple:
+    arm, task, seed = cell
+    return (task.id, arm.name, seed)
+
+
+def _wait_for(out: Path, keys: set, log) -> list[dict]:
+    """Rank 0, its share done: every row of out/runs*.jsonl once each run of the grid has one.
+    (A rank that dies stops the launch: torchrun ends the other processes, and the same command
+    resumes.)"""
+    announced = False
+    while True:
+        rows = merged_rows(out)
+        missing = keys - {key(r) for r in rows}
+        if not missing:
+            return rows
+        if not announced:
+            log(f"rank 0: waiting for the other ranks' {len(missing)} runs ({out / ROWS_GLOB})")
+            announced = True
+        time.sleep(POLL_S)
+
+
 def report(rows, out, plots: bool = True, log=print) -> list[dict]:
     """The summary (out/summary.csv, printed) and the plots of `rows`, or of every runs*.jsonl in
-    `out` when `rows` is None (rows written by several processes, merged)."""
+    `out` when `rows` is None (rows written by several processes, merged; a run written twice
+    counts once)."""
     out = Path(out)
     if rows is None:
-        files = sorted(out.glob("runs*.jsonl"))
-        if not files:
-            raise FileNotFoundError(f"no runs*.jsonl in {out}: run the grid first")
-        merged = {}
-        for path in files:
-            for line in path.read_text().splitlines():
-                if line.strip():
-                    row = json.loads(line)
-                    merged.setdefault(key(row), row)  # a run written twice counts once
-        rows = list(merged.values())
+        rows = merged_rows(out)
+        if not rows:
+            raise FileNotFoundError(f"no rows in {out / ROWS_GLOB}: run the grid first")
     table = summarize(rows)
     write_summary(table, out / "summary.csv")
     log(format_table(table))

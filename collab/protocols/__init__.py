@@ -2,7 +2,7 @@
 
 from .apr import APR
 from .asyncthink import AsyncThink
-from .base import Action, Done, Join, Malformed, Protocol, Spawn, Wait
+from .base import Action, DoneMark, JoinLayout, Malformed, Protocol, SpawnMark, WaitMark
 from .markers import Markers
 from .multiverse import Multiverse
 from .npr import NPR

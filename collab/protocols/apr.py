@@ -29,7 +29,7 @@ from __future__ import annotations
 import ast
 import re
 
-from .base import Join, Malformed, Protocol, Spawn, scan_tags
+from .base import JoinLayout, Malformed, Protocol, SpawnMark, scan_tags
 
 _CALL = re.compile(r"<Calling Sub Searches>(.*?)<End Calling Sub Searches>", re.S)
 _OPEN = re.compile(r"<Calling Sub Searches>")
@@ -61,7 +61,7 @@ class APR(Protocol):
         if missing:
             return [Malformed(f"sub-search at unknown node #{missing[0]}: no sub-searches started")]
         memo["nodes"] = ids
-        return [Spawn(tuple(node_prompt(nodes[i]) for i in ids), wait=True, fresh=True)]
+        return [SpawnMark(tuple(node_prompt(nodes[i]) for i in ids), wait=True, fresh=True)]
 
     def join(self, block, children, memo):
         cut = block.rfind("<Calling Sub Searches>\n")
@@ -75,7 +75,7 @@ class APR(Protocol):
                 text += f"<Goal Reached in Sub Search {i} at level 1 at Node #{node}>\n{path}\n"
         text += "<End Sub Searches>\n"
         memo.setdefault("fed", []).append(text)
-        return Join(text, keep=cut if cut >= 0 else None, show=(False,) * len(children))
+        return JoinLayout(text, keep=cut if cut >= 0 else None, show=(False,) * len(children))
 
 
 def node_prompt(node: dict) -> str:

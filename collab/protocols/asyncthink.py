@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from .base import Malformed, Protocol, Spawn, Wait, scan_tags
+from .base import Malformed, Protocol, SpawnMark, WaitMark, scan_tags
 
 _FORK = re.compile(r"<FORK-?(\w+)>(.*?)</FORK-?\1>", re.S)
 _OPEN = re.compile(r"<FORK-?\w+>")
@@ -39,9 +39,9 @@ class AsyncThink(Protocol):
     def scan(self, text, start, child, memo):
         if child:  # workers end at EOS; they do not fork
             return [], len(text)
-        return scan_tags(text, start, [(_FORK, self._fork), (_JOIN, lambda m: [Wait((m.group(1),))])], _OPEN)
+        return scan_tags(text, start, [(_FORK, self._fork), (_JOIN, lambda m: [WaitMark((m.group(1),))])], _OPEN)
 
     def _fork(self, m):
         if not m.group(2).strip():
             return [Malformed(f"empty {m.group(0)!r}: no worker started")]
-        return [Spawn((self.worker_head,), wait=False, key=m.group(1))]
+        return [SpawnMark((self.worker_head,), wait=False, key=m.group(1))]

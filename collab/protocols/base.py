@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
-class Spawn:
+class SpawnMark:
     heads: tuple[str, ...]  # text at the head of each child's block, in order
     wait: bool  # the parent pauses until these children are done, then joins them
     fresh: bool = False  # each child starts from a fresh context (the prompt's BOS, then its
@@ -17,7 +17,7 @@ class Spawn:
 
 
 @dataclass(frozen=True, slots=True)
-class Join:
+class JoinLayout:
     """How a parent takes in its children, as its reference engine builds the parent's context.
 
     Text already in the cache is reached by views, never fed again: `keep` characters of the
@@ -34,7 +34,7 @@ class Join:
 
 
 @dataclass(frozen=True, slots=True)
-class Wait:
+class WaitMark:
     """The parent pauses until its children are done, then joins them: all of them, or only
     those named in `keys` (an asynchronous join: the others keep running)."""
 
@@ -42,7 +42,7 @@ class Wait:
 
 
 @dataclass(frozen=True, slots=True)
-class Done:
+class DoneMark:
     marker: str
     after: int = 0  # tokens the worker still samples (and keeps) after the marker (Multiverse: 1)
 
@@ -52,7 +52,7 @@ class Malformed:
     reason: str
 
 
-Action = Spawn | Wait | Done | Malformed
+Action = SpawnMark | WaitMark | DoneMark | Malformed
 
 MAX_OPEN_CHARS = 600  # an opened tag left unclosed this long is malformed: plain text
 
@@ -81,10 +81,10 @@ class Protocol:
         """Whether `ended` of a parent's `children` ending ends the rest (they are cut)."""
         return ended >= children
 
-    def join(self, block: str, children: list[str], memo: dict) -> Join:
+    def join(self, block: str, children: list[str], memo: dict) -> JoinLayout:
         """The parent's context after a join, from the text of its current block (what it fed
         and wrote since its last join) and each joined child's whole text (head included)."""
-        return Join(self.join_head)
+        return JoinLayout(self.join_head)
 
     def start(self, workers: int) -> tuple[str, ...]:
         """Heads of children each root spawns before generating (ParaThinker's paths)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from .. import prompts
-from .base import Done, Malformed, Protocol, Spawn, Wait, scan_tags
+from .base import DoneMark, Malformed, Protocol, SpawnMark, WaitMark, scan_tags
 
 _SPAWN = re.compile(r"<spawn>(.*?)</spawn>", re.S | re.I)
 _OPEN = re.compile(r"<spawn>", re.I)
@@ -38,7 +38,7 @@ class Markers(Protocol):
         return f"Markers(siblings={self.siblings_visible})"
 
     def scan(self, text, start, child, memo):
-        return scan_tags(text, start, [(_SPAWN, self._spawn), (_WAIT, lambda m: [Wait()]), (_DONE, lambda m: [Done(m.group(0))])], _OPEN)
+        return scan_tags(text, start, [(_SPAWN, self._spawn), (_WAIT, lambda m: [WaitMark()]), (_DONE, lambda m: [DoneMark(m.group(0))])], _OPEN)
 
     def _spawn(self, m):
         task = m.group(1).strip()
@@ -47,4 +47,4 @@ class Markers(Protocol):
         if _OPEN.search(task):
             return [Malformed("nested <spawn> inside a <spawn> task: no helper started")]
         head = prompts.load("markers_child.txt").format(task=task)
-        return [Spawn((head,), wait=False)]
+        return [SpawnMark((head,), wait=False)]

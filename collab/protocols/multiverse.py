@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from .base import OUTLINE_ID, Done, Join, Malformed, Protocol, Spawn, scan_tags
+from .base import OUTLINE_ID, DoneMark, JoinLayout, Malformed, Protocol, SpawnMark, scan_tags
 
 
 class Multiverse(Protocol):
@@ -40,7 +40,7 @@ class Multiverse(Protocol):
         block = re.compile(rf"<{self.outer}>(.*?)</{self.outer}>", re.S)
         rules = [(block, self._outlines)]
         if child:
-            rules.append((re.compile(rf"</{self.child}>"), lambda m: [Done(m.group(0), after=self.after)]))
+            rules.append((re.compile(rf"</{self.child}>"), lambda m: [DoneMark(m.group(0), after=self.after)]))
         return scan_tags(text, start, rules, re.compile(rf"<{self.outer}>"), self.max_open)
 
     def _outlines(self, m):
@@ -50,11 +50,11 @@ class Multiverse(Protocol):
         ids = self.ids(self.id_pattern.findall(body))
         if not ids:
             return [Malformed(f"<{self.outer}> without any child id the engine reads: nothing started")]
-        return [Spawn(tuple(f"\n<{self.child}>\n{i}:" for i in ids), wait=True)]
+        return [SpawnMark(tuple(f"\n<{self.child}>\n{i}:" for i in ids), wait=True)]
 
     def ids(self, found: list[str]) -> list[str]:
         return found
 
     def join(self, block, children, memo):
         # The engine appends each later path from its `<Path>` token: its leading newline is dropped.
-        return Join(self.join_head, skip=(0,) + (1,) * (len(children) - 1))
+        return JoinLayout(self.join_head, skip=(0,) + (1,) * (len(children) - 1))

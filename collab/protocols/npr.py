@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from .base import Done
+from .base import DoneMark
 from .multiverse import Multiverse
 
 MAX_PLANS = 5
@@ -34,5 +34,5 @@ class NPR(Multiverse):
 
     def _outlines(self, m):
         if len(self.id_pattern.findall(m.group(1))) > MAX_PLANS:
-            return [Done(f"</guideline> with more than {MAX_PLANS} plans")]
+            return [DoneMark(f"</guideline> with more than {MAX_PLANS} plans")]
         return super()._outlines(m)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from .base import Done, Protocol, Spawn, scan_tags
+from .base import DoneMark, Protocol, SpawnMark, scan_tags
 
 _OPEN = re.compile(r"<Parallel>")
 _END = re.compile(r"</Path>")
@@ -41,5 +41,5 @@ class ParallelR1(Protocol):
 
     def scan(self, text, start, child, memo):
         if child:
-            return scan_tags(text, start, [(_END, lambda m: [Done(m.group(0))])], None)
-        return scan_tags(text, start, [(_OPEN, lambda m: [Spawn(("<Path>",) * self.paths, wait=True)])], None)
+            return scan_tags(text, start, [(_END, lambda m: [DoneMark(m.group(0))])], None)
+        return scan_tags(text, start, [(_OPEN, lambda m: [SpawnMark(("<Path>",) * self.paths, wait=True)])], None)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 
-from .base import Done, Protocol, scan_tags
+from .base import DoneMark, Protocol, scan_tags
 
 MAX_PATHS = 8
 SUMMARY = "<summary>By analyzing multiple reasoning processes above, I concluded that: The final answer is"
@@ -46,5 +46,5 @@ class ParaThinker(Protocol):
         return ended >= max(1, math.ceil(self.ratio * children - 1e-9))
 
     def scan(self, text, start, child, memo):
-        rule = (_END, lambda m: [Done(m.group(0))]) if child else (_SUMMARY_END, lambda m: [Done(m.group(0))])
+        rule = (_END, lambda m: [DoneMark(m.group(0))]) if child else (_SUMMARY_END, lambda m: [DoneMark(m.group(0))])
         return scan_tags(text, start, [rule], None)

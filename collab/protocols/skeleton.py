@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from .base import Malformed, Protocol, Spawn
+from .base import Malformed, Protocol, SpawnMark
 
 _POINT = re.compile(r"^\s*(\d+)[.)]\s+(.+?)\s*$", re.M)
 
@@ -35,4 +35,4 @@ class Skeleton(Protocol):
             start = end + 2  # a paragraph with no numbered point: keep reading
         memo["spawned"] = True
         notes = [Malformed("outline with more than 16 points: only the first 16 start")] if len(points) > 16 else []
-        return notes + [Spawn(tuple(f"Point {i}: {p}\n" for i, p in points[:16]), wait=True)], end + 2
+        return notes + [SpawnMark(tuple(f"Point {i}: {p}\n" for i, p in points[:16]), wait=True)], end + 2

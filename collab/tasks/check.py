@@ -9,7 +9,7 @@ rendered join text, and every worker ends where its protocol ends it. Pure Pytho
 
 from __future__ import annotations
 
-from ..protocols import PROTOCOLS, Done, Spawn, Wait
+from ..protocols import PROTOCOLS, DoneMark, SpawnMark, WaitMark
 from .render import FORMATS, Piece, Rendering, Stream
 
 
@@ -47,15 +47,15 @@ def _expect(ok: bool, message: str) -> None:
 
 
 def _spawned(actions: list, children: list[Stream], fork: int) -> None:
-    bad = [a for a in actions if not isinstance(a, (Spawn, Wait))]
+    bad = [a for a in actions if not isinstance(a, (SpawnMark, WaitMark))]
     _expect(not bad, f"fork {fork}: the root's text before the join reads as {bad}")
-    spawns = [a for a in actions if isinstance(a, Spawn)]
+    spawns = [a for a in actions if isinstance(a, SpawnMark)]
     heads = [h for s in spawns for h in s.heads]
     _expect(heads == [c.head for c in children], f"fork {fork}: collab spawns heads {heads}, the rendering {[c.head for c in children]}")
     if any(s.wait for s in spawns):  # a protocol whose spawn waits: one spawn for the whole fork
         _expect(len(spawns) == 1 and actions == spawns, f"fork {fork}: expected one waiting spawn, got {actions}")
     else:  # markers: a spawn per child, then one wait
-        _expect(actions[-1:] == [Wait()] and len(actions) == len(spawns) + 1, f"fork {fork}: expected spawns then one wait, got {actions}")
+        _expect(actions[-1:] == [WaitMark()] and len(actions) == len(spawns) + 1, f"fork {fork}: expected spawns then one wait, got {actions}")
 
 
 def _ends(actions: list, written: str, marker: bool, who: str) -> None:
@@ -64,7 +64,7 @@ def _ends(actions: list, written: str, marker: bool, who: str) -> None:
     if not marker:
         _expect(not actions, f"{who} ends at EOS, but its text reads as {actions}")
         return
-    _expect(len(actions) == 1 and isinstance(actions[0], Done), f"{who} must end with one done marker, its text reads as {actions}")
+    _expect(len(actions) == 1 and isinstance(actions[0], DoneMark), f"{who} must end with one done marker, its text reads as {actions}")
     done = actions[0]
     end = len(written) - done.after
     _expect(written[:end].endswith(done.marker), f"{who}'s text does not end at {done.marker!r} (+{done.after} kept)")

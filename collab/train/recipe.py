@@ -87,7 +87,7 @@ def train(model, tokenizer, config: TrainConfig, out: str | Path, resume: bool =
     peft_model.save_pretrained(out / "adapter")
     (out / "adapter" / "collab_base.json").write_text(json.dumps(base_fingerprint(model)))
     # helpers are trained blind to their siblings (data.build's views): runs by protocol name use the same
-    (out / "adapter" / VIEWS).write_text(json.dumps({"protocol": config.data.protocol, "siblings": False}))
+    (out / "adapter" / VIEWS).write_text(json.dumps({"protocol": config.data.protocol, "siblings": False, "max_depth": 1}))
     peft_model.unload()  # the caller's model as it was: no LoRA layers, its flags restored
     for name, p in model.named_parameters():
         p.requires_grad_(grads[name])

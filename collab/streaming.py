@@ -1,4 +1,4 @@
-"""`collab.stream`: a run as an iterator of typed events, stoppable between any two steps."""
+"""The `Stream` behind `collab.stream`: a run as an iterator of typed events, stoppable between any two steps."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ class Stream:
         self._events = self._generate()
         self._closed = False
 
-    def __iter__(self) -> Iterator[ev.Event]:
+    def __iter__(self) -> Iterator[ev.StreamEvent]:
         return self
 
-    def __next__(self) -> ev.Event:
+    def __next__(self) -> ev.StreamEvent:
         return next(self._events)
 
     def __enter__(self) -> "Stream":
@@ -40,7 +40,7 @@ class Stream:
         self._events.close()
         return self.result
 
-    def _generate(self) -> Iterator[ev.Event]:
+    def _generate(self) -> Iterator[ev.StreamEvent]:
         from .runtime import progress_bar
 
         run, decoders, seen = self._run, {}, 0
@@ -86,7 +86,7 @@ def _reader(run) -> Detokenizer:
     return Detokenizer(run.text_of if run.tokenizer is not None else lambda ids: "")
 
 
-def _typed(event, result: Result) -> ev.Event:
+def _typed(event, result: Result) -> ev.StreamEvent:
     info, index = event.info, event.worker
     name = result.workers[index].name if index is not None else ""
     if event.kind == "spawn":
