@@ -14,6 +14,7 @@ parallel() {
   local E="$EVAL --models parallel=default+parallel"
   $E --tasks tasks:compound=10,countdown4=10,simple=10 --budgets 512 --out $R/adapters-par
   $E --tasks tasks:countdown4=10 --budgets 256 --out $R/adapters-par
+  $E --tasks tasks:countdown3=10 --budgets 256 512 --out $R/countdown3-par
   # the visibility ablation: helpers that see each other's live work (siblings on) under three
   # policies, against helpers blind to each other as trained (siblings off); sampled
   $E --tasks tasks:countdown4=5 --budgets 256 --visibility full full:same_step lag:4 --siblings on --sample --seeds 0 \
@@ -26,10 +27,13 @@ sequential() {
   $E --tasks tasks:compound=10,countdown4=10,simple=10 --budgets 512 --out $R/adapters-seq
   $E --tasks tasks:countdown4=10 --budgets 256 --out $R/adapters-seq
   $E --tasks tasks:countdown4=6 --budgets 256 --samples 3 --out $R/adapters-seq  # self-consistency, 3 votes
+  $E --tasks tasks:countdown3=10 --budgets 256 512 --out $R/countdown3-seq
 }
 
 parallel & sequential & wait
-mkdir -p $R/adapters
-cp $R/adapters-par/runs.jsonl $R/adapters/runs-parallel.jsonl
-cp $R/adapters-seq/runs.jsonl $R/adapters/runs-sequential.jsonl
-python -m collab eval --report --out $R/adapters
+for d in adapters countdown3; do
+  mkdir -p $R/$d
+  cp $R/$d-par/runs.jsonl $R/$d/runs-parallel.jsonl
+  cp $R/$d-seq/runs.jsonl $R/$d/runs-sequential.jsonl
+  python -m collab eval --report --out $R/$d
+done
