@@ -56,7 +56,12 @@ def default_model_path() -> Path:
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        os.replace(staging, target)  # atomic: a crash never leaves a half-written model
+        try:
+            os.replace(staging, target)  # atomic: a crash never leaves a half-written model
+        except OSError:
+            if not (target / "model.safetensors").exists():
+                raise
+            # another process converted it first (two evaluations started at once): use its copy
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target

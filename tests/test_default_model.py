@@ -74,12 +74,17 @@ def test_cli_bad_flag_is_a_clear_error():
     assert out.returncode == 2 and "workers=0 is out of range: give an int from 1 to 64" in out.stderr
 
 
-def test_conversion_cache_honours_env(tmp_path):
-    env = dict(os.environ, COLLAB_CACHE=str(tmp_path))
+def test_conversion_cache_honours_env_and_two_first_uses_at_once(tmp_path):
+    # Two processes on a fresh cache (two evaluations started side by side) both convert; the one
+    # that finishes second uses the first one's copy instead of failing.
+    env = dict(os.environ, COLLAB_CACHE=str(tmp_path), OMP_NUM_THREADS="1")
     code = "import collab.models as m; print(m.default_model_path())"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == str(tmp_path / "SmolLM2-135M-Instruct")
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+        assert out.strip() == str(tmp_path / "SmolLM2-135M-Instruct")
     assert (tmp_path / "SmolLM2-135M-Instruct" / "model.safetensors").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".convert-")]
 
