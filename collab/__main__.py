@@ -105,6 +105,8 @@ def _ablate_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default="hogwild", help="the preset each run uses (default hogwild: a finisher answers)")
     p.add_argument("--greedy", action="store_true", help="greedy decoding (default: sampling, temperature 0.7)")
     p.add_argument("--out", default="ablation", help="output folder (runs.jsonl, summary.csv, plots)")
+    p.add_argument("--baseline", metavar="ARM",
+                   help="also compare every arm with this one on the runs both made (paired differences, paired.csv)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -137,6 +139,8 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="eval", help="output folder (runs.jsonl, summary.csv, plots)")
     p.add_argument("--report", action="store_true",
                    help="only summarize and plot the rows already in --out (every runs*.jsonl there, merged)")
+    p.add_argument("--baseline", metavar="ARM",
+                   help="also compare every arm with this one on the runs both made (paired differences, paired.csv)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -190,7 +194,7 @@ def eval_main(argv: list[str]) -> int:
 
     args = _eval_parser().parse_args(argv)
     if args.report:
-        evaluation.report(None, args.out)
+        evaluation.report(None, args.out, baseline=args.baseline)
         print(f"wrote {args.out}/summary.csv and the plots")
         return 0
     specs = _model_specs(args.models)
@@ -206,7 +210,7 @@ def eval_main(argv: list[str]) -> int:
     shard, device = evaluation.Shard.from_env(), _device(args.device)
     loaded = {name: _load(model, adapter, device) for name, (model, adapter) in specs.items()}
     evaluation.run(loaded, tasks, arms, args.out, seeds=args.seeds, progress=not args.no_progress,
-                   max_minutes=args.max_minutes, yes=args.yes, shard=shard)
+                   max_minutes=args.max_minutes, yes=args.yes, shard=shard, baseline=args.baseline)
     print(f"wrote {args.out}/{shard.rows_file}" + (", summary.csv and the plots" if shard.rank == 0 else ""))
     return 0
 
@@ -232,7 +236,7 @@ def ablate_main(argv: list[str]) -> int:
     shard = evaluation.Shard.from_env()
     model, tokenizer = _load(args.model, None, _device(args.device))
     ablate.run(model, tokenizer, tasks, grid, args.out, strategy=args.strategy, sample=not args.greedy,
-               progress=not args.no_progress, shard=shard)
+               progress=not args.no_progress, shard=shard, baseline=args.baseline)
     done = ", summary.csv, accuracy_vs_forward_passes.png, tokens_per_solved.png" if shard.rank == 0 else ""
     print(f"wrote {args.out}/{shard.rows_file}{done}")
     return 0

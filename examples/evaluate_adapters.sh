@@ -16,7 +16,9 @@ parallel() {
   $E --tasks tasks:countdown4=10 --budgets 256 --out $R/adapters-par
   $E --tasks tasks:countdown3=10 --budgets 256 512 --out $R/countdown3-par
   # the visibility ablation: helpers that see each other's live work (siblings on) under three
-  # policies, against helpers blind to each other as trained (siblings off); sampled
+  # policies, against helpers blind to each other as trained (siblings off); greedy, split over
+  # the two processes (this one and sequential's), then a first sampled run
+  $E --tasks tasks:countdown4=30 --budgets 256 --visibility full full:same_step --siblings on --out $R/ablation-a
   $E --tasks tasks:countdown4=5 --budgets 256 --visibility full full:same_step lag:4 --siblings on --sample --seeds 0 \
      --out $R/ablation
   $E --tasks tasks:countdown4=5 --budgets 256 --siblings off --sample --seeds 0 --out $R/ablation
@@ -28,6 +30,9 @@ sequential() {
   $E --tasks tasks:countdown4=10 --budgets 256 --out $R/adapters-seq
   $E --tasks tasks:countdown4=6 --budgets 256 --samples 3 --out $R/adapters-seq  # self-consistency, 3 votes
   $E --tasks tasks:countdown3=10 --budgets 256 512 --out $R/countdown3-seq
+  local A="$EVAL --models parallel=default+parallel --tasks tasks:countdown4=30 --budgets 256 --out $R/ablation-b"
+  $A --visibility lag:4 --siblings on
+  $A --siblings off
 }
 
 parallel & sequential & wait
@@ -37,3 +42,6 @@ for d in adapters countdown3; do
   cp $R/$d-seq/runs.jsonl $R/$d/runs-sequential.jsonl
   python -m collab eval --report --out $R/$d
 done
+cp $R/ablation-a/runs.jsonl $R/ablation/runs-greedy-a.jsonl
+cp $R/ablation-b/runs.jsonl $R/ablation/runs-greedy-b.jsonl
+python -m collab eval --report --out $R/ablation --baseline "parallel adaptive full W1 b256 siblings-off finisher-off"

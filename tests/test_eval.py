@@ -216,3 +216,33 @@ def test_rows_from_several_runs_files_merge_into_one_report(harness, tmp_path):
         merged = list(csv.DictReader(f))
     assert sum(int(r["runs"]) for r in merged) == 12 and (tmp_path / "accuracy_vs_budget.png").exists()
     assert main(["eval", "--report", "--out", str(tmp_path / "empty")]) == 2
+
+
+def test_paired_differences_count_only_the_runs_both_arms_made():
+    row = lambda arm, task, seed, **m: {"arm": arm, "task": task, "seed": seed, **m}  # noqa: E731
+    rows = [row("base", "t1", 0, overlap=0.1, correct=False), row("base", "t2", 0, overlap=0.3, correct=True),
+            row("base", "t3", 0, overlap=None, correct=False),
+            row("a", "t1", 0, overlap=0.3, correct=True), row("a", "t2", 0, overlap=0.6, correct=True),
+            row("a", "t3", 0, overlap=0.9, correct=True), row("a", "t4", 0, overlap=0.9, correct=True),  # no pair
+            row("a", "t1", 1, overlap=0.9, correct=True)]  # another seed: no pair
+    (d,) = evaluation.paired(rows, "base", ["overlap", "correct"])
+    assert d["overlap_pairs"] == 2 and d["overlap"] == pytest.approx(0.25)  # (0.2 + 0.3) / 2; t3 lacks one side
+    assert d["overlap_ci"] == pytest.approx(1.96 * (0.05 ** 2 * 2) ** 0.5 / 2 ** 0.5)
+    assert d["correct_pairs"] == 3 and d["correct"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="no rows of the baseline arm 'nope'.*'a', 'base'"):
+        evaluation.paired(rows, "nope")
+
+
+def test_a_baseline_is_reported_from_the_rows_and_refused_before_compute_when_not_an_arm(harness, tmp_path, capsys):
+    out, tasks, models, kinds, arms, _ = harness
+    from collab.__main__ import main
+
+    assert main(["eval", "--report", "--out", str(out), "--baseline", arms[1].name]) == 0
+    with open(out / "paired.csv") as f:
+        (line,) = list(csv.DictReader(f))  # the other arm, against the baseline, over the 6 problems
+    assert line["arm"] == arms[0].name and int(line["critical_steps_pairs"]) == 6
+    assert float(line["correct"]) == 0.0  # both traces answer every problem
+    assert "against" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="baseline='seq' is not an arm of this grid"):
+        evaluation.run(models, tasks, arms, tmp_path, generate=lambda *a, **k: pytest.fail("computed"),
+                       progress=False, log=lambda s: None, baseline="seq")

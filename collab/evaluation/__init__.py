@@ -16,6 +16,6 @@ from .grid import Arm, grid
 from .runner import report, run, run_one
 from .shard import Shard
 from .sources import Task, load_tasks
-from .summary import format_table, overlap, summarize, write_summary
+from .summary import format_table, overlap, paired, summarize, write_summary
 
-__all__ = ["Arm", "Shard", "Task", "format_table", "grid", "load_tasks", "overlap", "report", "run", "run_one", "summarize", "write_summary"]
+__all__ = ["Arm", "Shard", "Task", "format_table", "grid", "load_tasks", "overlap", "paired", "report", "run", "run_one", "summarize", "write_summary"]

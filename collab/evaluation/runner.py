@@ -15,7 +15,7 @@ from ..strategies import resolve_strategy
 from .grid import Arm
 from .shard import ROWS_GLOB, Shard, drop_torn_tail, key, merged_rows
 from .sources import Task
-from .summary import format_table, overlap, summarize, write_summary
+from .summary import format_paired, format_table, overlap, paired, summarize, write_summary
 
 SAMPLE_TEMPERATURE = 0.7
 POLL_S = 2.0  # rank 0, its share done: how often it looks for the other ranks' rows
@@ -23,11 +23,12 @@ POLL_S = 2.0  # rank 0, its share done: how often it looks for the other ranks' 
 
 def run(models: dict, tasks: list[Task], arms: list[Arm], out, *, seeds=(0,), progress: bool = True,
         generate: Callable | None = None, max_minutes: float | None = None, yes: bool = False, plots: bool = True,
-        log=print, shard: Shard | None = None) -> list[dict]:
+        log=print, shard: Shard | None = None, baseline: str | None = None) -> list[dict]:
     """Run `arms` x `tasks` x `seeds`; append rows to out/runs.jsonl, skipping runs that any
     out/runs*.jsonl already holds; write out/summary.csv and the plots. `models`: name ->
     (model, tokenizer). With `max_minutes`, a grid estimated to run longer is refused (its runs
-    and estimated time named) unless `yes`. Returns every row (old and new).
+    and estimated time named) unless `yes`; `baseline` (an arm's name) adds the paired comparison
+    of `report`. Returns every row (old and new).
 
     Several processes (`shard`; default: RANK and WORLD_SIZE as torchrun and `accelerate
     launch` set them) each run every world-th run of the grid and append to
@@ -45,6 +46,8 @@ def run(models: dict, tasks: list[Task], arms: list[Arm], out, *, seeds=(0,), pr
             raise ValueError(f"seeds must be ints, got {s!r}")
     for arm in arms:
         arm.check(models)
+    if baseline is not None and baseline not in {a.name for a in arms}:
+        raise ValueError(f"baseline={baseline!r} is not an arm of this grid; its arms: {[a.name for a in arms]}")
     out = Path(out)
     cells = [(a, t, s) for a in arms for s in seeds for t in tasks]
     rows = merged_rows(out)
@@ -78,7 +81,7 @@ def run(models: dict, tasks: list[Task], arms: list[Arm], out, *, seeds=(0,), pr
         rows = _wait_for(out, {_key(c) for c in cells}, log)
     order = {_key(c): i for i, c in enumerate(cells)}
     rows.sort(key=lambda r: order.get(key(r), len(order)))  # the grid's order, whichever rank wrote a row
-    report(rows, out, plots=plots, log=log)
+    report(rows, out, plots=plots, log=log, baseline=baseline)
     return rows
 
 
@@ -103,18 +106,23 @@ def _wait_for(out: Path, keys: set, log) -> list[dict]:
         time.sleep(POLL_S)
 
 
-def report(rows, out, plots: bool = True, log=print) -> list[dict]:
+def report(rows, out, plots: bool = True, log=print, baseline: str | None = None) -> list[dict]:
     """The summary (out/summary.csv, printed) and the plots of `rows`, or of every runs*.jsonl in
     `out` when `rows` is None (rows written by several processes, merged; a run written twice
-    counts once)."""
+    counts once). With `baseline` (an arm's name), also each arm against it on the runs both
+    made (out/paired.csv, printed; `summary.paired`)."""
     out = Path(out)
     if rows is None:
         rows = merged_rows(out)
         if not rows:
             raise FileNotFoundError(f"no rows in {out / ROWS_GLOB}: run the grid first")
+    pairs = paired(rows, baseline) if baseline is not None else None  # an unknown arm is refused before writing
     table = summarize(rows)
     write_summary(table, out / "summary.csv")
     log(format_table(table))
+    if pairs is not None:
+        write_summary(pairs, out / "paired.csv")
+        log(format_paired(pairs))
     if plots:
         from .plots import plot
 

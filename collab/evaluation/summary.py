@@ -1,5 +1,6 @@
 """Rows to a summary: per arm, accuracy with a 95% Wilson interval, means with 95% normal
-intervals over problems and seeds, spawning, duplicated work. Pure Python, no torch.
+intervals over problems and seeds, spawning, duplicated work; and each arm against a baseline arm
+on the runs both made (paired differences). Pure Python, no torch.
 
     >>> overlap([{"parent": 0, "text": "a\\nb"}, {"parent": 0, "text": "b\\nc"}, {"parent": None, "text": "x"}])
     0.25
@@ -89,6 +90,53 @@ def summarize(rows: list[dict]) -> list[dict]:
             "tokens_per_solved": tokens / solved if solved else None,
         })
     return table
+
+
+PAIRED = ("correct", "overlap", "critical_steps", "tokens")  # the metrics `paired` compares
+
+
+def paired(rows: list[dict], baseline: str, metrics=PAIRED) -> list[dict]:
+    """Each arm against `baseline` on the runs both made (the same task and seed): per metric, the
+    mean of (arm - baseline) over those pairs with its 95% interval, and the pairs it counts. Two
+    arms run on the same problems differ where the paired interval excludes 0, which can hold while
+    the arms' own intervals (spread over problems of unequal difficulty) overlap.
+
+    >>> rows = [{"arm": a, "task": t, "seed": 0, "overlap": v} for a, t, v in
+    ...         [("b", 1, 0.1), ("b", 2, 0.5), ("a", 1, 0.2), ("a", 2, 0.6), ("a", 3, 0.9)]]
+    >>> [(d["arm"], d["overlap_pairs"], round(d["overlap"], 2), round(d["overlap_ci"], 2)) for d in paired(rows, "b", ["overlap"])]
+    [('a', 2, 0.1, 0.0)]
+    """
+    base = {(r["task"], r["seed"]): r for r in rows if r["arm"] == baseline}
+    if not base:
+        raise ValueError(f"no rows of the baseline arm {baseline!r}; the arms here: {sorted({r['arm'] for r in rows})}")
+    table = []
+    for arm in dict.fromkeys(r["arm"] for r in rows if r["arm"] != baseline):
+        pairs = [(r, base[r["task"], r["seed"]]) for r in rows if r["arm"] == arm and (r["task"], r["seed"]) in base]
+        if not pairs:
+            continue
+        line = {"arm": arm, "baseline": baseline}
+        for m in metrics:
+            diffs = [float(a[m]) - float(b[m]) for a, b in pairs if a.get(m) is not None and b.get(m) is not None]
+            line[m], line[f"{m}_ci"] = mean_ci(diffs)
+            line[f"{m}_pairs"] = len(diffs)
+        table.append(line)
+    return table
+
+
+def format_paired(table: list[dict], metrics=PAIRED) -> str:
+    """The paired differences as text; a * marks an interval that excludes 0."""
+    width = max([len(r["arm"]) for r in table] + [3])
+    lines = [f"against {table[0]['baseline']!r} (arm - baseline, 95% interval over the runs both made; * excludes 0):"
+             if table else "no arm shares runs with the baseline",
+             f"{'arm':<{width}} " + " ".join(f"{m:>24}" for m in metrics)]
+    for r in table:
+        cells = []
+        for m in metrics:
+            d, ci, n = r[m], r[f"{m}_ci"], r[f"{m}_pairs"]
+            star = "*" if d is not None and ci is not None and abs(d) > ci else " "
+            cells.append(f"{'-' if d is None else f'{d:+.3f}'}{'' if ci is None else f'±{ci:.3f}'}{star} n={n}")
+        lines.append(f"{r['arm']:<{width}} " + " ".join(f"{c:>24}" for c in cells))
+    return "\n".join(lines)
 
 
 def write_summary(table: list[dict], path: Path) -> None:
