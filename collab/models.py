@@ -113,7 +113,19 @@ def with_adapter(model, adapter):
     views = path / VIEWS
     if views.is_file():  # the views it was trained on: a protocol named by a strategy runs with them
         merged.collab_views = json.loads(views.read_text())
+    merged.collab_adapter = f"{path.name}@{adapter_digest(path)}"  # which weights: rows of an evaluation record it
     return merged.eval()
+
+
+def adapter_digest(path: Path) -> str:
+    """The first 12 hex digits of the sha256 of an adapter folder's weight files: a retrained
+    adapter under the same name has another digest."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(Path(path).glob("*.safetensors")) + sorted(Path(path).glob("*.bin")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
 
 
 VIEWS = "collab_views.json"  # beside an adapter: {"protocol", "siblings", "max_depth"}, what collab.train taught it on

@@ -62,6 +62,8 @@ def test_the_default_model_with_the_adaptive_strategy_uses_it():
 def test_the_sequential_baseline_adapter_works_alone_and_is_trained_on_the_same_views():
     model, tokenizer = collab.load(adapter="sequential")
     assert model.collab_views == {"protocol": "markers", "siblings": False, "max_depth": 1}
+    digest = collab.models.adapter_digest(collab.models.adapter_path("sequential"))
+    assert model.collab_adapter == f"sequential@{digest}" and len(digest) == 12  # what evaluation rows record
     for prompt in COMPOUND[:2]:
         r = collab.generate(model, prompt, tokenizer=tokenizer, strategy="adaptive", finisher=False, max_new_tokens=96,
                             do_sample=False, progress=False)

@@ -246,3 +246,33 @@ def test_a_baseline_is_reported_from_the_rows_and_refused_before_compute_when_no
     with pytest.raises(ValueError, match="baseline='seq' is not an arm of this grid"):
         evaluation.run(models, tasks, arms, tmp_path, generate=lambda *a, **k: pytest.fail("computed"),
                        progress=False, log=lambda s: None, baseline="seq")
+
+
+def test_runs_made_with_other_weights_are_not_resumed(harness, tmp_path):
+    out, tasks, models, kinds, arms, rows = harness
+    assert {r["weights"] for r in rows} == {evaluation.runner.weights(models["par"][0])}
+    model = models["par"][0]
+    model.collab_adapter = "parallel@0123456789ab"  # as if the adapter had been retrained under the same name
+    try:
+        with pytest.raises(ValueError, match=r"made with other weights \(.*\) than model 'par' has now "
+                                             r"\(.* \+ parallel@0123456789ab\): write to a fresh --out"):
+            evaluation.run(models, tasks, arms, out, generate=lambda *a, **k: pytest.fail("computed"), progress=False,
+                           log=lambda s: None)
+    finally:
+        del model.collab_adapter
+    old = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k != "weights"}) + "\n"
+                                                 for r in old))  # rows from before the field: resumed as they are
+    again = evaluation.run(models, tasks, arms, tmp_path, generate=lambda *a, **k: pytest.fail("computed"),
+                           progress=False, log=lambda s: None, plots=False)
+    assert len(again) == len(old)
+
+
+def test_an_adapter_digest_changes_with_its_weights(tmp_path):
+    from collab.models import adapter_digest
+
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"one")
+    first = adapter_digest(tmp_path)
+    assert first == adapter_digest(tmp_path) and len(first) == 12
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"two")
+    assert adapter_digest(tmp_path) != first

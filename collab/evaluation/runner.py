@@ -51,6 +51,7 @@ def run(models: dict, tasks: list[Task], arms: list[Arm], out, *, seeds=(0,), pr
     out = Path(out)
     cells = [(a, t, s) for a in arms for s in seeds for t in tasks]
     rows = merged_rows(out)
+    _check_weights(rows, models, {a.name for a in arms}, out)
     done = {key(r) for r in rows}
     todo = [c for c in shard.take(cells) if _key(c) not in done]
     where = f" ({shard})" if shard.world > 1 else ""
@@ -83,6 +84,29 @@ def run(models: dict, tasks: list[Task], arms: list[Arm], out, *, seeds=(0,), pr
     rows.sort(key=lambda r: order.get(key(r), len(order)))  # the grid's order, whichever rank wrote a row
     report(rows, out, plots=plots, log=log, baseline=baseline)
     return rows
+
+
+def weights(model) -> str:
+    """Which weights a model row was made with: its family and size, and the adapter merged into
+    it with its digest (`models.with_adapter`), so rows of a retrained adapter are told apart."""
+    c = getattr(model, "config", None)
+    base = f"{getattr(c, 'model_type', '?')} {getattr(c, 'hidden_size', '?')}x{getattr(c, 'num_hidden_layers', '?')}"
+    adapter = getattr(model, "collab_adapter", None)
+    return f"{base} + {adapter}" if adapter else base
+
+
+def _check_weights(rows: list[dict], models: dict, arms: set, out: Path) -> None:
+    """Refuse to resume runs that other weights made (a retrained adapter under the same name):
+    their rows would count as done and mix two models in one summary. Rows without the field
+    (written before it existed) are taken as they are."""
+    for r in rows:
+        have = r.get("weights")
+        if have is None or r["arm"] not in arms or r.get("model") not in models:
+            continue
+        now = weights(models[r["model"]][0])
+        if have != now:
+            raise ValueError(f"{out} holds runs of arm {r['arm']!r} made with other weights ({have}) than model "
+                             f"{r['model']!r} has now ({now}): write to a fresh --out, or move those rows away")
 
 
 def _key(cell) -> tuple:
@@ -190,7 +214,8 @@ def estimate_minutes(models: dict, todo) -> float:
 
 def run_one(generate, models: dict, arm: Arm, task: Task, seed: int) -> dict:
     model, tokenizer = models.get(arm.model, (None, None))
-    row = {"task": task.id, "kind": task.kind, "parallel": task.parallel, "seed": seed, **arm.fields(), "gold": task.answer}
+    row = {"task": task.id, "kind": task.kind, "parallel": task.parallel, "seed": seed, **arm.fields(),
+           "weights": weights(model), "gold": task.answer}
     t0 = time.perf_counter()
     try:
         results = [generate(model, task.question, tokenizer=tokenizer, **_options(arm, seed * 1000 + i if arm.samples > 1 else seed))
