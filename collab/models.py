@@ -101,11 +101,10 @@ def with_adapter(model, adapter):
     path = adapter_path(adapter)
     fingerprint = path / "collab_base.json"
     if fingerprint.is_file():
-        want, c = json.loads(fingerprint.read_text()), model.config
-        have = {k: getattr(c, k, None) for k in want if k != "name"}
-        if any(want[k] != have[k] for k in have):
+        want, have = json.loads(fingerprint.read_text()), base_fingerprint(model)
+        if any(want[k] != have.get(k) for k in want if k != "name"):
             raise ValueError(f"adapter {os.fspath(adapter)!r} was trained for {want.get('name') or want}, not for this model "
-                             f"({getattr(c, '_name_or_path', '') or have}): load its base model")
+                             f"({getattr(model.config, '_name_or_path', '') or have}): load its base model")
     try:
         merged = PeftModel.from_pretrained(copy.deepcopy(model), str(path)).merge_and_unload()
     except Exception as exc:  # a corrupt or foreign adapter: say which file
@@ -115,6 +114,26 @@ def with_adapter(model, adapter):
         merged.collab_views = json.loads(views.read_text())
     merged.collab_adapter = f"{path.name}@{adapter_digest(path)}"  # which weights: rows of an evaluation record it
     return merged.eval()
+
+
+def base_fingerprint(model) -> dict:
+    """What an adapter must match (`collab_base.json` beside it): the base model's architecture and
+    sizes, and its folder or hub name."""
+    c = model.config
+    return {"model_type": c.model_type, "hidden_size": c.hidden_size, "num_hidden_layers": c.num_hidden_layers,
+            "vocab_size": c.vocab_size, "name": Path(getattr(c, "_name_or_path", "") or "").name}
+
+
+def weights(model) -> str | None:
+    """Which weights a model is, in a line that evaluation rows record: its name (or family) and
+    size, and the adapter merged into it with its digest, so a retrained adapter under the same
+    name is told apart. None for an object without a config."""
+    if getattr(model, "config", None) is None:
+        return None
+    fp = base_fingerprint(model)
+    base = f"{fp['name'] or fp['model_type']} {fp['hidden_size']}x{fp['num_hidden_layers']}"
+    adapter = getattr(model, "collab_adapter", None)
+    return f"{base} + {adapter}" if adapter else base
 
 
 def adapter_digest(path: Path) -> str:

@@ -250,7 +250,7 @@ def test_a_baseline_is_reported_from_the_rows_and_refused_before_compute_when_no
 
 def test_runs_made_with_other_weights_are_not_resumed(harness, tmp_path):
     out, tasks, models, kinds, arms, rows = harness
-    assert {r["weights"] for r in rows} == {evaluation.runner.weights(models["par"][0])}
+    assert {r["weights"] for r in rows} == {collab.models.weights(models["par"][0])}
     model = models["par"][0]
     model.collab_adapter = "parallel@0123456789ab"  # as if the adapter had been retrained under the same name
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..answers import majority
+from ..models import weights
 from ..strategies import resolve_strategy
 from .grid import Arm
 from .shard import ROWS_GLOB, Shard, drop_torn_tail, key, merged_rows
@@ -46,12 +47,13 @@ def run(models: dict, tasks: list[Task], arms: list[Arm], out, *, seeds=(0,), pr
             raise ValueError(f"seeds must be ints, got {s!r}")
     for arm in arms:
         arm.check(models)
-    if baseline is not None and baseline not in {a.name for a in arms}:
-        raise ValueError(f"baseline={baseline!r} is not an arm of this grid; its arms: {[a.name for a in arms]}")
+    names = [a.name for a in arms]
+    if baseline is not None and baseline not in names:
+        raise ValueError(f"baseline={baseline!r} is not an arm of this grid; its arms: {names}")
     out = Path(out)
     cells = [(a, t, s) for a in arms for s in seeds for t in tasks]
     rows = merged_rows(out)
-    _check_weights(rows, models, {a.name for a in arms}, out)
+    _check_weights(rows, models, set(names), out)
     done = {key(r) for r in rows}
     todo = [c for c in shard.take(cells) if _key(c) not in done]
     where = f" ({shard})" if shard.world > 1 else ""
@@ -84,15 +86,6 @@ def run(models: dict, tasks: list[Task], arms: list[Arm], out, *, seeds=(0,), pr
     rows.sort(key=lambda r: order.get(key(r), len(order)))  # the grid's order, whichever rank wrote a row
     report(rows, out, plots=plots, log=log, baseline=baseline)
     return rows
-
-
-def weights(model) -> str:
-    """Which weights a model row was made with: its family and size, and the adapter merged into
-    it with its digest (`models.with_adapter`), so rows of a retrained adapter are told apart."""
-    c = getattr(model, "config", None)
-    base = f"{getattr(c, 'model_type', '?')} {getattr(c, 'hidden_size', '?')}x{getattr(c, 'num_hidden_layers', '?')}"
-    adapter = getattr(model, "collab_adapter", None)
-    return f"{base} + {adapter}" if adapter else base
 
 
 def _check_weights(rows: list[dict], models: dict, arms: set, out: Path) -> None:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .data import DataConfig, build, save_rows
-from ..models import VIEWS
+from ..models import VIEWS, base_fingerprint
 from .views import IGNORE
 
 
@@ -93,10 +93,3 @@ def train(model, tokenizer, config: TrainConfig, out: str | Path, resume: bool =
         p.requires_grad_(grads[name])
     model.train(training)
     return output
-
-
-def base_fingerprint(model) -> dict:
-    """What an adapter must match: the base model's architecture and sizes."""
-    c = model.config
-    return {"model_type": c.model_type, "hidden_size": c.hidden_size, "num_hidden_layers": c.num_hidden_layers,
-            "vocab_size": c.vocab_size, "name": Path(getattr(c, "_name_or_path", "") or "").name}
