@@ -50,6 +50,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, default=768, help="longest example kept, in tokens")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fresh", action="store_true", help="start over instead of resuming from the last checkpoint")
+    p.add_argument("--init", default=None, metavar="ADAPTER",
+                   help='start from an adapter\'s weights ("parallel" or a peft folder): more passes over its data')
     return p
 
 
@@ -71,7 +73,7 @@ def train_main(argv: list[str]) -> int:
     data = DataConfig(protocol=args.protocol, tasks=_tasks(args.tasks) if args.tasks else {}, traces=args.traces,
                       seed=args.seed, max_tokens=args.max_tokens, file=args.trace_file)
     config = TrainConfig(data=data, steps=args.steps, epochs=args.epochs, batch=args.batch, lr=args.lr, rank=args.rank,
-                         save_steps=args.save_steps, seed=args.seed)  # validated before loading
+                         save_steps=args.save_steps, seed=args.seed, init=args.init)  # validated before loading
     model, tokenizer = models.load(args.model)
     output = train(model, tokenizer, config, args.out, resume=not args.fresh)
     print(f"trained {output.global_step} steps, final loss {output.training_loss:.4f}; adapter in {args.out}/adapter")

@@ -90,13 +90,10 @@ def adapter_path(adapter) -> Path:
     return path
 
 
-def with_adapter(model, adapter):
-    """`model` with a LoRA adapter merged into a copy of its weights (the caller's model is not
-    changed). Refuses an adapter trained for another base model, naming both."""
-    import copy
+def check_base(adapter, model) -> Path:
+    """The adapter's folder, once its `collab_base.json` (when it has one) matches `model`;
+    an adapter trained for another base model is refused, naming both."""
     import json
-
-    from peft import PeftModel
 
     path = adapter_path(adapter)
     fingerprint = path / "collab_base.json"
@@ -105,6 +102,18 @@ def with_adapter(model, adapter):
         if any(want[k] != have.get(k) for k in want if k != "name"):
             raise ValueError(f"adapter {os.fspath(adapter)!r} was trained for {want.get('name') or want}, not for this model "
                              f"({getattr(model.config, '_name_or_path', '') or have}): load its base model")
+    return path
+
+
+def with_adapter(model, adapter):
+    """`model` with a LoRA adapter merged into a copy of its weights (the caller's model is not
+    changed). Refuses an adapter trained for another base model, naming both."""
+    import copy
+    import json
+
+    from peft import PeftModel
+
+    path = check_base(adapter, model)
     try:
         merged = PeftModel.from_pretrained(copy.deepcopy(model), str(path)).merge_and_unload()
     except Exception as exc:  # a corrupt or foreign adapter: say which file

@@ -129,3 +129,25 @@ def test_a_malformed_trace_file_names_the_line(tmp_path, line, match):
         DataConfig(file=str(path))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         DataConfig(file=str(tmp_path / "missing.jsonl"))
+
+
+def test_training_can_start_from_an_adapter(tmp_path):
+    """`init`: more passes start from an adapter's weights (at a vanishing rate they stay them);
+    its rank must match, refused before any compute."""
+    from safetensors.torch import load_file
+
+    model = tiny_model(vocab_size=128, eos_token_id=3, max_position_embeddings=4096)
+    train(model, ChatChars(), TrainConfig(data=small(), steps=2, batch=2, save_steps=50, rank=4, lr=1e-2), tmp_path / "a")
+    first = tmp_path / "a" / "adapter"
+    more = TrainConfig(data=small(), steps=2, batch=2, save_steps=50, rank=4, lr=1e-12, init=str(first))
+    train(model, ChatChars(), more, tmp_path / "b")
+    a, b = (load_file(p / "adapter" / "adapter_model.safetensors") for p in (tmp_path / "a", tmp_path / "b"))
+    assert a.keys() == b.keys() and any(k.endswith("lora_B.weight") and a[k].abs().sum() > 0 for k in a)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)  # started from a's weights, not a fresh LoRA
+    saved = json.loads((tmp_path / "b" / "collab_train.json").read_text())
+    assert saved["init"] == f"adapter@{collab.models.adapter_digest(first)}"
+    with pytest.raises(ValueError, match="has rank 4: pass --rank 4"):
+        train(model, ChatChars(), TrainConfig(data=small(), steps=2, rank=8, init=str(first)), tmp_path / "c")
+    assert not (tmp_path / "c").exists()
+    with pytest.raises(ValueError, match="neither a shipped adapter"):
+        train(model, ChatChars(), TrainConfig(data=small(), steps=2, rank=4, init=str(tmp_path / "none")), tmp_path / "d")

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .data import DataConfig, build, save_rows
-from ..models import VIEWS, base_fingerprint
+from ..models import VIEWS, adapter_digest, base_fingerprint, check_base
 from .views import IGNORE
 
 
@@ -28,6 +28,8 @@ class TrainConfig:
     targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     save_steps: int = 25
     seed: int = 0
+    init: str | None = None  # an adapter (shipped name or folder) whose weights training starts from: more passes
+
 
     def __post_init__(self):
         for name in ("steps", "batch", "rank", "save_steps"):
@@ -37,6 +39,8 @@ class TrainConfig:
         if self.epochs is not None and (isinstance(self.epochs, bool) or not isinstance(self.epochs, (int, float))
                                         or not 0 < self.epochs <= 1000):
             raise ValueError(f"epochs={self.epochs!r}: give a number of passes over the data, > 0")
+        if self.init is not None and not isinstance(self.init, str):
+            raise ValueError(f"init={self.init!r}: give a shipped adapter's name or a peft adapter folder")
         if not self.lr > 0:
             raise ValueError(f"lr={self.lr!r}: give a positive learning rate")
 
@@ -59,6 +63,11 @@ def train(model, tokenizer, config: TrainConfig, out: str | Path, resume: bool =
     from transformers import Trainer, TrainingArguments, set_seed
 
     out = Path(out)
+    init = check_base(config.init, model) if config.init is not None else None  # refused before any compute
+    if init is not None:
+        rank = json.loads((init / "adapter_config.json").read_text()).get("r")
+        if rank != config.rank:
+            raise ValueError(f"rank={config.rank} but the init adapter {config.init!r} has rank {rank}: pass --rank {rank}")
     out.mkdir(parents=True, exist_ok=True)
     set_seed(config.seed)
     data = build(config.data, tokenizer)
@@ -68,11 +77,18 @@ def train(model, tokenizer, config: TrainConfig, out: str | Path, resume: bool =
     steps = config.steps if config.epochs is None else math.ceil(config.epochs * len(data) / config.batch)
     (out / "collab_train.json").write_text(json.dumps({"train": asdict(config), "examples": len(data),
                                                        "tokens": sum(len(r) for r in data["input_ids"]), "steps": steps,
-                                                       "base": base_fingerprint(model)}, indent=1, default=list))
+                                                       "base": base_fingerprint(model),
+                                                       "init": init and f"{init.name}@{adapter_digest(init)}"},
+                                                      indent=1, default=list))
     lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, target_modules=list(config.targets), lora_dropout=0.0,
                       task_type="CAUSAL_LM")
     grads, training = {n: p.requires_grad for n, p in model.named_parameters()}, model.training
-    peft_model = get_peft_model(model, lora)
+    if init is None:
+        peft_model = get_peft_model(model, lora)
+    else:  # the adapter's own LoRA config and weights, trainable
+        from peft import PeftModel
+
+        peft_model = PeftModel.from_pretrained(model, str(init), is_trainable=True)
     args = TrainingArguments(
         output_dir=str(out), max_steps=steps, per_device_train_batch_size=1,
         gradient_accumulation_steps=config.batch, learning_rate=config.lr, lr_scheduler_type="cosine",
