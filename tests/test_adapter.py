@@ -55,10 +55,12 @@ def test_the_adapter_is_merged_into_a_copy_and_the_base_model_is_untouched(adapt
     assert collab.load(adapter="parallel")[0] is model  # cached like the base model
 
 
-def test_the_default_model_with_the_adaptive_strategy_uses_it():
-    r = collab.generate(None, SIMPLE[0], strategy="adaptive", finisher=False, max_new_tokens=64, do_sample=False,
-                        progress=False)
-    assert "<done>" in r.workers[0].text or r.workers[0].finish_reason.startswith("done marker")
+def test_the_default_model_with_the_adaptive_strategy_uses_it(adapted):
+    model, tokenizer = adapted
+    options = dict(strategy="adaptive", finisher=False, max_new_tokens=64, do_sample=False, progress=False)
+    r = collab.generate(None, SIMPLE[3], **options)
+    assert r.text == collab.generate(model, SIMPLE[3], tokenizer=tokenizer, **options).text
+    assert r.workers[0].finish_reason.startswith("done marker")  # the protocol's <done>, as the adapter was taught
 
 
 def test_the_sequential_baseline_adapter_works_alone_and_is_trained_on_the_same_views():
