@@ -30,7 +30,6 @@ class TrainConfig:
     seed: int = 0
     init: str | None = None  # an adapter (shipped name or folder) whose weights training starts from: more passes
 
-
     def __post_init__(self):
         for name in ("steps", "batch", "rank", "save_steps"):
             value = getattr(self, name)
@@ -80,12 +79,12 @@ def train(model, tokenizer, config: TrainConfig, out: str | Path, resume: bool =
                                                        "base": base_fingerprint(model),
                                                        "init": init and f"{init.name}@{adapter_digest(init)}"},
                                                       indent=1, default=list))
-    lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, target_modules=list(config.targets), lora_dropout=0.0,
-                      task_type="CAUSAL_LM")
     grads, training = {n: p.requires_grad for n, p in model.named_parameters()}, model.training
     if init is None:
+        lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, target_modules=list(config.targets), lora_dropout=0.0,
+                          task_type="CAUSAL_LM")
         peft_model = get_peft_model(model, lora)
-    else:  # the adapter's own LoRA config and weights, trainable
+    else:  # the adapter's own LoRA config (its alpha and targets, not the config's) and weights, trainable
         from peft import PeftModel
 
         peft_model = PeftModel.from_pretrained(model, str(init), is_trainable=True)
