@@ -40,6 +40,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", default="compound=300,countdown4=150,countdown3=50,simple=200",
                    help="task=problems,... (tasks: countdown3, countdown4, compound, simple)")
     p.add_argument("--traces", default="parallel", choices=["parallel", "sequential"])
+    p.add_argument("--heads", default="task", choices=["task", "index"],
+                   help="what a spawn line says: the helper's task, or its number ('part 2') with the helper restating its task")
     p.add_argument("--trace-file", default=None, help="a JSONL of your own traces (collab.tasks.files), trained besides --tasks")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--epochs", type=float, default=None, help="passes over the data (sets the steps; overrides --steps)")
@@ -70,7 +72,7 @@ def train_main(argv: list[str]) -> int:
     from .train import DataConfig, TrainConfig, train
 
     args = _train_parser().parse_args(argv)
-    data = DataConfig(protocol=args.protocol, tasks=_tasks(args.tasks) if args.tasks else {}, traces=args.traces,
+    data = DataConfig(protocol=args.protocol, tasks=_tasks(args.tasks) if args.tasks else {}, traces=args.traces, heads=args.heads,
                       seed=args.seed, max_tokens=args.max_tokens, file=args.trace_file)
     config = TrainConfig(data=data, steps=args.steps, epochs=args.epochs, batch=args.batch, lr=args.lr, rank=args.rank,
                          save_steps=args.save_steps, seed=args.seed, init=args.init)  # validated before loading

@@ -17,8 +17,10 @@ parallel_model() {  # one process: the parallel adapter's rows and half the abla
   $E --tasks tasks:countdown3=10 --budgets 256 512 --out $R/countdown3-par
   # the visibility ablation: helpers that see each other's live work (siblings on) under three
   # policies, against helpers blind to each other as trained (siblings off); greedy, split over
-  # the two processes (the other half in sequential_model), then a first sampled run
+  # the two processes (the other half in sequential_model), then a first sampled run; `full` and
+  # the blind helpers on 90 problems, the other two policies on the first 30 of them
   $E --tasks tasks:countdown4=30 --budgets 256 --visibility full full:same_step --siblings on --out $R/ablation-a
+  $E --tasks tasks:countdown4=90 --budgets 256 --visibility full --siblings on --out $R/ablation-a
   $E --tasks tasks:countdown4=5 --budgets 256 --visibility full full:same_step lag:4 --siblings on --sample --seeds 0 \
      --out $R/ablation
   $E --tasks tasks:countdown4=5 --budgets 256 --siblings off --sample --seeds 0 --out $R/ablation
@@ -31,9 +33,9 @@ sequential_model() {  # the other: the sequential adapter's rows, then the ablat
   $E --tasks tasks:countdown4=6 --budgets 256 --samples 3 --out $R/adapters-seq  # self-consistency, 3 votes
   $E --tasks tasks:countdown3=10 --budgets 256 512 --out $R/countdown3-seq
   # the ablation's other half (the parallel adapter; see parallel_model)
-  local A="$EVAL --models parallel=default+parallel --tasks tasks:countdown4=30 --budgets 256 --out $R/ablation-b"
-  $A --visibility lag:4 --siblings on
-  $A --siblings off
+  local A="$EVAL --models parallel=default+parallel --budgets 256 --out $R/ablation-b"
+  $A --tasks tasks:countdown4=30 --visibility lag:4 --siblings on
+  $A --tasks tasks:countdown4=90 --siblings off
 }
 
 parallel_model & sequential_model & wait

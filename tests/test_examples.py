@@ -38,3 +38,15 @@ def test_preset_script_runs(name):
     out = done.stdout
     assert re.search(r"^answer: ", out, re.M), out
     assert re.search(SHOWS[name], out, re.M), out
+
+
+def test_the_critical_path_floor_script_replays_the_solver_traces():
+    script = Path(__file__).parents[1] / "examples" / "critical_path_floor.py"
+    done = subprocess.run([sys.executable, str(script), "--n", "3"], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [tuple(map(int, line.split(" | "))) for line in done.stdout.splitlines() if re.fullmatch(r"\d+( \| \d+){3}", line)]
+    assert len(rows) == 3
+    # helpers work side by side, and a spawn line that names a number is shorter than one that names the task
+    assert all(index <= task < sequential for parts, sequential, task, index in rows if parts >= 4)
+    assert re.search(r"^all \(3\): task heads 0\.\d\dx, index heads 0\.\d\dx the sequential critical path$", done.stdout, re.M)

@@ -17,6 +17,7 @@ from collab.answers import extract
 from collab.tasks import TASKS, Fork, Text, Trace, check, correct, make, render, renderable, split_of
 from collab.tasks.compound import combine
 from collab.tasks.countdown import valid
+from collab.tasks.trace import index_heads
 from conftest import tiny_model
 
 ALL = ("markers", "multiverse", "threadweaver", "apr")
@@ -63,6 +64,21 @@ def test_every_trace_renders_where_it_can_and_reads_back_through_the_protocol(na
                     assert w.text.isascii() and "".join(w.text[a:b] for a, b in w.loss) == w.written
                     assert len(w.written) <= 800, f"{name} in {protocol}: worker {w.index} writes {len(w.written)} characters"
                 assert correct(p, extract(r.root.text, "boxed"))  # Countdown's parallel solution may be another one
+
+
+def test_index_heads_name_helpers_by_number_and_move_their_task_into_their_work(problems):
+    for p in problems["compound"][:10]:
+        brief = index_heads(p.parallel)
+        fork, long = brief.forks[0], p.parallel.forks[0]
+        assert fork.tasks == tuple(f"part {i}" for i in range(1, len(long.tasks) + 1)) and fork.conclusion == long.conclusion
+        assert [c.text.split("\n", 1) for c in fork.children] == [[t, c.text] for t, c in zip(long.tasks, long.children)]
+        assert [q for q in brief.parts if not isinstance(q, Fork)] == [q for q in p.parallel.parts if not isinstance(q, Fork)]
+        for protocol in EXPRESSIBLE["compound"]:
+            r = render(brief, protocol)
+            check(r)
+            assert [w.written.lstrip().startswith(t) for w, t in zip(r.workers[1:], long.tasks)] == [True] * len(long.tasks)
+        assert "<spawn>part 2</spawn>" in render(brief, "markers").root.text
+    assert index_heads(p.sequential) == p.sequential  # nothing forks, nothing changes
 
 
 def test_check_catches_a_rendering_that_collab_would_read_otherwise(problems):

@@ -79,6 +79,7 @@ def test_a_foreign_or_corrupt_adapter_is_refused(tmp_path):
     (dict(tasks={"sudoku": 3}), "unknown task 'sudoku'; valid tasks are"),
     (dict(protocol="xml"), "unknown protocol 'xml'; valid protocols are"),
     (dict(traces="both"), "choose 'parallel' or 'sequential'"),
+    (dict(heads="short"), "heads='short': choose 'task'"),
 ])
 def test_bad_training_options_are_refused_before_any_compute(bad, match):
     with pytest.raises(ValueError, match=match):

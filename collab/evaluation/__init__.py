@@ -13,9 +13,9 @@ spawning where none is needed, and duplicated work; plots in the shape of APR's 
 """
 
 from .grid import Arm, grid
-from .runner import report, run, run_one
+from .runner import critical_steps, report, run, run_one
 from .shard import Shard
 from .sources import Task, load_tasks
 from .summary import format_table, overlap, paired, summarize, write_summary
 
-__all__ = ["Arm", "Shard", "Task", "format_table", "grid", "load_tasks", "overlap", "paired", "report", "run", "run_one", "summarize", "write_summary"]
+__all__ = ["Arm", "Shard", "Task", "critical_steps", "format_table", "grid", "load_tasks", "overlap", "paired", "report", "run", "run_one", "summarize", "write_summary"]

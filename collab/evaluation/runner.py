@@ -225,7 +225,7 @@ def run_one(generate, models: dict, arm: Arm, task: Task, seed: int) -> dict:
         "correct": task.correct(answer),
         "tokens": sum(r.stats.generated_tokens for r in results),
         # decode steps until the answer: every worker of a run advances in the same steps; samples run side by side
-        "critical_steps": max(_critical(r) for r in results),
+        "critical_steps": max(critical_steps(r) for r in results),
         "forward_passes": sum(r.stats.forward_passes for r in results),
         "wall_time_s": sum(r.stats.wall_time_s for r in results),
         "spawned": sum(sum(1 for w in r.workers if w.parent is not None) for r in results) / len(results),
@@ -246,7 +246,7 @@ def _helpers_done(results) -> bool | None:
     return all(w.finish_reason.startswith("done marker") and (id(r), w.index) in joined for r, w in helpers)
 
 
-def _critical(result) -> int:
+def critical_steps(result) -> int:
     """Decode steps until the final answer: the root's last step, or the finisher's."""
     steps = [w.retire_step for w in result.workers if w.parent is None and getattr(w, "retire_step", None)]
     return max(steps) if steps and not any(w.role == "finisher" for w in result.workers) else result.stats.steps

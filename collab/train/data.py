@@ -13,11 +13,13 @@ from pathlib import Path
 
 from ..strategies import STRATEGIES
 from ..tasks import TASKS, files, make, render
+from ..tasks.trace import index_heads
 from ..template import encode
 from .views import examples
 
 PRESET = {"markers": "adaptive"}  # the strategy that runs each protocol (others share its name)
 TRACES = ("parallel", "sequential")
+HEADS = ("task", "index")  # what a spawn line names: the helper's task, or its number (`index_heads`)
 
 
 @dataclass(slots=True)
@@ -28,6 +30,7 @@ class DataConfig:
     seed: int = 0
     max_tokens: int = 768  # longest example kept (tokens); longer ones are dropped and counted
     file: str | None = None  # a JSONL of your own traces (`collab.tasks.files`), trained besides `tasks`
+    heads: str = "task"  # "index": spawn lines say "part i" and each helper restates its task first
 
     def __post_init__(self):
         unknown = sorted(set(self.tasks) - set(TASKS))
@@ -35,6 +38,8 @@ class DataConfig:
             raise ValueError(f"unknown task {unknown[0]!r}; valid tasks are {', '.join(repr(t) for t in sorted(TASKS))}")
         if self.traces not in TRACES:
             raise ValueError(f"traces={self.traces!r}: choose 'parallel' or 'sequential'")
+        if self.heads not in HEADS:
+            raise ValueError(f"heads={self.heads!r}: choose 'task' (a spawn line says the helper's task) or 'index' (its number)")
         strategy = PRESET.get(self.protocol, self.protocol)
         if strategy not in STRATEGIES or STRATEGIES[strategy].protocol != self.protocol:
             valid = sorted({s.protocol for s in STRATEGIES.values() if s.protocol})
@@ -62,6 +67,8 @@ def build(config: DataConfig, tokenizer, split: str = "train"):
         problems += files.load(config.file)
     for problem in problems:
         trace = problem.parallel if config.traces == "parallel" else problem.sequential
+        if config.heads == "index":
+            trace = index_heads(trace)
         rendering = render(trace, config.protocol)
         for e in examples(rendering, tokenizer, prompt_ids(problem.question, tokenizer, config.protocol),
                           protocol=config.protocol, visibility="none"):

@@ -91,9 +91,10 @@ def _example(result, worker, segments, block, own_offset, samples) -> Example:
     return Example(worker, ids, labels, pos)
 
 
-def examples(rendering, tokenizer, prompt_ids: list[int], protocol=None, max_new_tokens: int = 1024, **options) -> list[Example]:
+def replay(rendering, tokenizer, prompt_ids: list[int], protocol=None, max_new_tokens: int = 1024, **options):
     """Run `rendering` (a `collab.tasks.Rendering`) through the runtime with its text forced on a
-    stand-in model of the tokenizer's vocabulary, and return its training examples."""
+    stand-in model of the tokenizer's vocabulary; the `collab.Result` (views, steps, events) is
+    what a model that writes exactly this trace would get."""
     from .. import api
     from .standin import standin_model
 
@@ -101,7 +102,11 @@ def examples(rendering, tokenizer, prompt_ids: list[int], protocol=None, max_new
     vocab = len(tokenizer) if hasattr(tokenizer, "__len__") else tokenizer.vocab_size
     model = standin_model(vocab, eos)
     force = Force(tokenizer, len(prompt_ids), [w.text for w in rendering.workers], eos)
-    result = api.generate(model, list(prompt_ids), tokenizer=tokenizer, protocol=protocol or rendering.protocol,
-                          template=None, workers=1, max_new_tokens=max_new_tokens, output_logits=True, seed=0,
-                          progress=False, logits_processor=[force], **options)
-    return from_result(result)
+    return api.generate(model, list(prompt_ids), tokenizer=tokenizer, protocol=protocol or rendering.protocol,
+                        template=None, workers=1, max_new_tokens=max_new_tokens, output_logits=True, seed=0,
+                        progress=False, logits_processor=[force], **options)
+
+
+def examples(rendering, tokenizer, prompt_ids: list[int], protocol=None, max_new_tokens: int = 1024, **options) -> list[Example]:
+    """The training examples of `rendering`: each worker's views in its `replay`."""
+    return from_result(replay(rendering, tokenizer, prompt_ids, protocol, max_new_tokens, **options))
