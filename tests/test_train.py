@@ -80,6 +80,7 @@ def test_a_foreign_or_corrupt_adapter_is_refused(tmp_path):
     (dict(protocol="xml"), "unknown protocol 'xml'; valid protocols are"),
     (dict(traces="both"), "choose 'parallel' or 'sequential'"),
     (dict(heads="short"), "heads='short': choose 'task'"),
+    (dict(heads="index", tasks={"compound": 5, "countdown4": 5}), "heads='index' with task 'countdown4'"),
 ])
 def test_bad_training_options_are_refused_before_any_compute(bad, match):
     with pytest.raises(ValueError, match=match):

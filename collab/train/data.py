@@ -20,6 +20,7 @@ from .views import examples
 PRESET = {"markers": "adaptive"}  # the strategy that runs each protocol (others share its name)
 TRACES = ("parallel", "sequential")
 HEADS = ("task", "index")  # what a spawn line names: the helper's task, or its number (`index_heads`)
+UNNUMBERED = ("countdown3", "countdown4")  # tasks whose forks are not the question's numbered parts
 
 
 @dataclass(slots=True)
@@ -40,6 +41,10 @@ class DataConfig:
             raise ValueError(f"traces={self.traces!r}: choose 'parallel' or 'sequential'")
         if self.heads not in HEADS:
             raise ValueError(f"heads={self.heads!r}: choose 'task' (a spawn line says the helper's task) or 'index' (its number)")
+        unnumbered = [t for t in UNNUMBERED if self.heads == "index" and t in self.tasks]
+        if unnumbered:
+            raise ValueError(f"heads='index' with task {unnumbered[0]!r}: its helpers' first moves are not numbered in the "
+                             f"question, so 'part i' cannot tell a helper its move; leave it out or use heads='task'")
         strategy = PRESET.get(self.protocol, self.protocol)
         if strategy not in STRATEGIES or STRATEGIES[strategy].protocol != self.protocol:
             valid = sorted({s.protocol for s in STRATEGIES.values() if s.protocol})
