@@ -40,8 +40,9 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", default="compound=300,countdown4=150,countdown3=50,simple=200",
                    help="task=problems,... (tasks: countdown3, countdown4, compound, simple)")
     p.add_argument("--traces", default="parallel", choices=["parallel", "sequential"])
-    p.add_argument("--heads", default="task", choices=["task", "index"],
-                   help="what a spawn line says: the helper's task, or its number ('part 2') with the helper restating its task")
+    p.add_argument("--heads", default="task",
+                   help="what a spawn line says: 'task' (the helper's task) or 'index' (its number, 'part 2', with the helper "
+                        "restating its task); per task as task=kind,... (e.g. compound=index; the others keep 'task')")
     p.add_argument("--trace-file", default=None, help="a JSONL of your own traces (collab.tasks.files), trained besides --tasks")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--epochs", type=float, default=None, help="passes over the data (sets the steps; overrides --steps)")
@@ -67,12 +68,24 @@ def _tasks(spec: str) -> dict[str, int]:
     return out
 
 
+def _heads(spec: str) -> str | dict[str, str]:
+    if "=" not in spec:
+        return spec
+    out = {}
+    for item in spec.split(","):
+        name, _, kind = item.partition("=")
+        if not name.strip() or not kind.strip():
+            raise ValueError(f"--heads item {item!r}: write task=kind, e.g. compound=index")
+        out[name.strip()] = kind.strip()
+    return out
+
+
 def train_main(argv: list[str]) -> int:
     from . import models
     from .train import DataConfig, TrainConfig, train
 
     args = _train_parser().parse_args(argv)
-    data = DataConfig(protocol=args.protocol, tasks=_tasks(args.tasks) if args.tasks else {}, traces=args.traces, heads=args.heads,
+    data = DataConfig(protocol=args.protocol, tasks=_tasks(args.tasks) if args.tasks else {}, traces=args.traces, heads=_heads(args.heads),
                       seed=args.seed, max_tokens=args.max_tokens, file=args.trace_file)
     config = TrainConfig(data=data, steps=args.steps, epochs=args.epochs, batch=args.batch, lr=args.lr, rank=args.rank,
                          save_steps=args.save_steps, seed=args.seed, init=args.init)  # validated before loading

@@ -81,10 +81,35 @@ def test_a_foreign_or_corrupt_adapter_is_refused(tmp_path):
     (dict(traces="both"), "choose 'parallel' or 'sequential'"),
     (dict(heads="short"), "heads='short': choose 'task'"),
     (dict(heads="index", tasks={"compound": 5, "countdown4": 5}), "heads='index' with task 'countdown4'"),
+    (dict(heads={"countdown3": "index"}, tasks={"countdown3": 5}), "heads='index' with task 'countdown3'"),
+    (dict(heads={"compound": "part"}, tasks={"compound": 5}), "heads='part': choose 'task'"),
+    (dict(heads={"simple": "index"}, tasks={"compound": 5}), "heads names task 'simple', which is not in tasks"),
 ])
 def test_bad_training_options_are_refused_before_any_compute(bad, match):
     with pytest.raises(ValueError, match=match):
         DataConfig(**bad)
+
+
+def test_heads_chosen_per_task_name_helpers_by_number_only_there():
+    config = DataConfig(tasks={"compound": 2, "countdown3": 2}, heads={"compound": "index"}, max_tokens=4096)
+    assert (config.head("compound"), config.head("countdown3")) == ("index", "task")
+    data = build(config, ChatChars())
+    spawned = {task: "".join(chr(t) for row in data if row["task"] == task and row["worker"] == 0 for t in row["input_ids"])
+               for task in ("compound", "countdown3")}
+    assert "<spawn>part 1</spawn>" in spawned["compound"]
+    assert "<spawn>" in spawned["countdown3"] and "<spawn>part " not in spawned["countdown3"]
+    everywhere = build(DataConfig(tasks={"compound": 2}, heads="index", max_tokens=4096), ChatChars())
+    assert everywhere["input_ids"] == build(DataConfig(tasks={"compound": 2}, heads={"compound": "index"}, max_tokens=4096),
+                                            ChatChars())["input_ids"]
+
+
+def test_the_cli_reads_heads_per_task():
+    from collab.__main__ import _heads
+
+    assert _heads("index") == "index"
+    assert _heads("compound=index, simple=index") == {"compound": "index", "simple": "index"}
+    with pytest.raises(ValueError, match="--heads item 'compound': write task=kind"):
+        _heads("compound,simple=index")
 
 
 def test_epochs_set_the_steps(tmp_path):

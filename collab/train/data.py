@@ -31,7 +31,8 @@ class DataConfig:
     seed: int = 0
     max_tokens: int = 768  # longest example kept (tokens); longer ones are dropped and counted
     file: str | None = None  # a JSONL of your own traces (`collab.tasks.files`), trained besides `tasks`
-    heads: str = "task"  # "index": spawn lines say "part i" and each helper restates its task first
+    heads: str | dict[str, str] = "task"  # "index": spawn lines say "part i", each helper restates its task first;
+    # a dict chooses per task ({"compound": "index"}; tasks it leaves out keep "task")
 
     def __post_init__(self):
         unknown = sorted(set(self.tasks) - set(TASKS))
@@ -39,12 +40,20 @@ class DataConfig:
             raise ValueError(f"unknown task {unknown[0]!r}; valid tasks are {', '.join(repr(t) for t in sorted(TASKS))}")
         if self.traces not in TRACES:
             raise ValueError(f"traces={self.traces!r}: choose 'parallel' or 'sequential'")
-        if self.heads not in HEADS:
-            raise ValueError(f"heads={self.heads!r}: choose 'task' (a spawn line says the helper's task) or 'index' (its number)")
-        unnumbered = [t for t in UNNUMBERED if self.heads == "index" and t in self.tasks]
+        chosen = self.heads.values() if isinstance(self.heads, dict) else [self.heads]
+        for kind in chosen:
+            if kind not in HEADS:
+                raise ValueError(f"heads={kind!r}: choose 'task' (a spawn line says the helper's task) or 'index' (its number)")
+        if isinstance(self.heads, dict):
+            unknown = sorted(set(self.heads) - set(self.tasks))
+            if unknown:
+                raise ValueError(f"heads names task {unknown[0]!r}, which is not in tasks ({', '.join(map(repr, self.tasks))}); "
+                                 f"name only tasks being trained")
+        unnumbered = [t for t in UNNUMBERED if t in self.tasks and self.head(t) == "index"]
         if unnumbered:
             raise ValueError(f"heads='index' with task {unnumbered[0]!r}: its helpers' first moves are not numbered in the "
-                             f"question, so 'part i' cannot tell a helper its move; leave it out or use heads='task'")
+                             f"question, so 'part i' cannot tell a helper its move; leave it out, use heads='task', or "
+                             f"choose per task (heads={{'compound': 'index'}})")
         strategy = PRESET.get(self.protocol, self.protocol)
         if strategy not in STRATEGIES or STRATEGIES[strategy].protocol != self.protocol:
             valid = sorted({s.protocol for s in STRATEGIES.values() if s.protocol})
@@ -53,6 +62,10 @@ class DataConfig:
             files.load(self.file)  # a missing file or a malformed line is named before any compute
         if not isinstance(self.max_tokens, int) or self.max_tokens < 16:
             raise ValueError(f"max_tokens={self.max_tokens!r}: give an int >= 16 (the longest example kept, in tokens)")
+
+    def head(self, task: str) -> str:
+        """What a spawn line names in `task`'s traces: 'task' or 'index'."""
+        return self.heads.get(task, "task") if isinstance(self.heads, dict) else self.heads
 
 
 def prompt_ids(question: str, tokenizer, protocol: str) -> list[int]:
@@ -72,7 +85,7 @@ def build(config: DataConfig, tokenizer, split: str = "train"):
         problems += files.load(config.file)
     for problem in problems:
         trace = problem.parallel if config.traces == "parallel" else problem.sequential
-        if config.heads == "index":
+        if config.head(problem.task) == "index":
             trace = index_heads(trace)
         rendering = render(trace, config.protocol)
         for e in examples(rendering, tokenizer, prompt_ids(problem.question, tokenizer, config.protocol),
