@@ -84,4 +84,4 @@ __all__ = [
     "stream",
     "load",
 ]
-__version__ = "0.3.3"
+__version__ = "0.3.4"
