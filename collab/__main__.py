@@ -58,26 +58,23 @@ def _train_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _tasks(spec: str) -> dict[str, int]:
+def _pairs(spec: str, flag: str, hint: str, ok=bool) -> dict[str, str]:
+    """`name=value,...` as a dict; an item without a name, or whose value `ok` refuses, is an error naming the form."""
     out = {}
     for item in spec.split(","):
-        name, _, n = item.partition("=")
-        if not n.isdigit():
-            raise ValueError(f"--tasks item {item!r}: write task=problems, e.g. compound=300")
-        out[name.strip()] = int(n)
+        name, _, value = (s.strip() for s in item.partition("="))
+        if not name or not ok(value):
+            raise ValueError(f"{flag} item {item!r}: write {hint}")
+        out[name] = value
     return out
+
+
+def _tasks(spec: str) -> dict[str, int]:
+    return {name: int(n) for name, n in _pairs(spec, "--tasks", "task=problems, e.g. compound=300", str.isdigit).items()}
 
 
 def _heads(spec: str) -> str | dict[str, str]:
-    if "=" not in spec:
-        return spec
-    out = {}
-    for item in spec.split(","):
-        name, _, kind = item.partition("=")
-        if not name.strip() or not kind.strip():
-            raise ValueError(f"--heads item {item!r}: write task=kind, e.g. compound=index")
-        out[name.strip()] = kind.strip()
-    return out
+    return _pairs(spec, "--heads", "task=kind, e.g. compound=index") if "=" in spec else spec
 
 
 def train_main(argv: list[str]) -> int:
