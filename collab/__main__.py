@@ -58,32 +58,28 @@ def _train_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _pairs(spec: str, flag: str, hint: str, ok=bool) -> dict[str, str]:
-    """`name=value,...` as a dict; an item without a name, or whose value `ok` refuses, is an error naming the form."""
+def _heads(spec: str) -> str | dict[str, str]:
+    """One spawn-line kind (`index`) or one per task (`compound=index,simple=index`)."""
+    if "=" not in spec:
+        return spec
     out = {}
     for item in spec.split(","):
-        name, _, value = (s.strip() for s in item.partition("="))
-        if not name or not ok(value):
-            raise ValueError(f"{flag} item {item!r}: write {hint}")
-        out[name] = value
+        name, _, kind = (s.strip() for s in item.partition("="))
+        if not name or not kind:
+            raise ValueError(f"--heads item {item!r}: write task=kind, e.g. compound=index")
+        out[name] = kind
     return out
-
-
-def _tasks(spec: str) -> dict[str, int]:
-    return {name: int(n) for name, n in _pairs(spec, "--tasks", "task=problems, e.g. compound=300", str.isdigit).items()}
-
-
-def _heads(spec: str) -> str | dict[str, str]:
-    return _pairs(spec, "--heads", "task=kind, e.g. compound=index") if "=" in spec else spec
 
 
 def train_main(argv: list[str]) -> int:
     from . import models
+    from .tasks import counts
     from .train import DataConfig, TrainConfig, train
 
     args = _train_parser().parse_args(argv)
-    data = DataConfig(protocol=args.protocol, tasks=_tasks(args.tasks) if args.tasks else {}, traces=args.traces, heads=_heads(args.heads),
-                      seed=args.seed, max_tokens=args.max_tokens, file=args.trace_file)
+    tasks = counts(args.tasks, "--tasks") if args.tasks else {}
+    data = DataConfig(protocol=args.protocol, tasks=tasks, traces=args.traces, heads=_heads(args.heads), seed=args.seed,
+                      max_tokens=args.max_tokens, file=args.trace_file)
     config = TrainConfig(data=data, steps=args.steps, epochs=args.epochs, batch=args.batch, lr=args.lr, rank=args.rank,
                          save_steps=args.save_steps, seed=args.seed, init=args.init)  # validated before loading
     model, tokenizer = models.load(args.model)

@@ -3,7 +3,10 @@ compound problems, forced token by token through the runtime (`collab.train.view
 the sequential trace and the parallel one with two kinds of spawn line: the helper's task
 (`heads="task"`, what the shipped adapter was trained on) and its number (`heads="index"`,
 `collab.tasks.trace.index_heads`). No model decides anything here, so a trained model's critical
-path is at best these. Prints decode steps until the final answer per problem and the ratios.
+path is at best these. Two more columns shorten the forking root's own lines (formats no adapter
+is trained on yet): after the join it writes only the boxed answer instead of restating the
+parts' answers, and then also without its plan line before the spawns. Prints decode steps until
+the final answer per problem and the ratios.
 
     python examples/critical_path_floor.py --n 30
 """
@@ -15,7 +18,7 @@ from transformers import AutoTokenizer
 from collab.evaluation import critical_steps
 from collab.models import default_model_path
 from collab.tasks import make, render
-from collab.tasks.trace import index_heads
+from collab.tasks.trace import Fork, Trace, index_heads
 from collab.train.data import prompt_ids
 from collab.train.views import replay
 
@@ -25,6 +28,14 @@ def steps(trace, question: str, tokenizer, protocol: str) -> int:
     return critical_steps(result)
 
 
+def answer_only(trace: Trace, plan: bool = True) -> Trace:
+    """The forking root's trace with the boxed answer as the fork's conclusion (no restating of
+    the parts' answers), and without the plan line before the fork when `plan` is False."""
+    *lines, boxed = trace.parts
+    return Trace(tuple(Fork(p.tasks, p.children, boxed.text) if isinstance(p, Fork) else p
+                       for p in lines if plan or isinstance(p, Fork)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=30, help="held-out compound problems")
@@ -32,18 +43,21 @@ def main() -> None:
     args = parser.parse_args()
     tokenizer = AutoTokenizer.from_pretrained(default_model_path())
     rows = []
-    print("parts | sequential | task heads | index heads")
+    labels = ("task heads", "index heads", "index heads, answer only", "index heads, answer only, no plan")
+    print("parts | sequential | " + " | ".join(labels))
     for p in make("compound", args.n, seed=args.seed, split="test"):
         row = (len(p.info["parts"]), *(steps(t, p.question, tokenizer, "markers")
-                                       for t in (p.sequential, p.parallel, index_heads(p.parallel))))
+                                       for t in (p.sequential, p.parallel, index_heads(p.parallel),
+                                                 answer_only(index_heads(p.parallel)),
+                                                 answer_only(index_heads(p.parallel), plan=False))))
         rows.append(row)
         print(" | ".join(map(str, row)), flush=True)
     for label, keep in (("all", lambda r: True), ("4-6 parts", lambda r: r[0] >= 4)):
         kept = [r for r in rows if keep(r)]
         if kept:
             seq = sum(r[1] for r in kept)
-            print(f"{label} ({len(kept)}): task heads {sum(r[2] for r in kept) / seq:.2f}x, "
-                  f"index heads {sum(r[3] for r in kept) / seq:.2f}x the sequential critical path")
+            ratios = ", ".join(f"{name} {sum(r[i] for r in kept) / seq:.2f}x" for i, name in enumerate(labels, 2))
+            print(f"{label} ({len(kept)}), the sequential critical path times: {ratios}")
 
 
 if __name__ == "__main__":

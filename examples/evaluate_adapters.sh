@@ -15,15 +15,11 @@ parallel_model() {  # one process: the parallel adapter's rows and half the abla
   $E --tasks tasks:compound=10,countdown4=10,simple=10 --budgets 512 --out $R/adapters-par
   $E --tasks tasks:countdown4=10 --budgets 256 --out $R/adapters-par
   $E --tasks tasks:countdown3=10 --budgets 256 512 --out $R/countdown3-par
-  # the visibility ablation: helpers that see each other's live work (siblings on) under three
-  # policies, against helpers blind to each other as trained (siblings off); greedy, split over
-  # the two processes (the other half in sequential_model), then a first sampled run; `full` and
-  # the blind helpers on 90 problems, the other two policies on the first 30 of them
-  $E --tasks tasks:countdown4=30 --budgets 256 --visibility full full:same_step --siblings on --out $R/ablation-a
-  $E --tasks tasks:countdown4=90 --budgets 256 --visibility full --siblings on --out $R/ablation-a
-  $E --tasks tasks:countdown4=5 --budgets 256 --visibility full full:same_step lag:4 --siblings on --sample --seeds 0 \
-     --out $R/ablation
-  $E --tasks tasks:countdown4=5 --budgets 256 --siblings off --sample --seeds 0 --out $R/ablation
+  # the visibility ablation: helpers that see each other's live work (siblings on, `full`) against
+  # helpers blind to each other as trained (siblings off), greedy, 90 problems, one arm per process.
+  # 0.3.4's adapter ran a wider grid (also `full:same_step` and `lag:4` on 30, and sampled runs):
+  # its rows are in $R/ablation*/ with the commands in this script's history (git log -p).
+  $E --tasks tasks:countdown4=90 --budgets 256 --visibility full --siblings on --out $R/ablation-0.3.5-a
 }
 
 sequential_model() {  # the other: the sequential adapter's rows, then the ablation's other half
@@ -32,10 +28,8 @@ sequential_model() {  # the other: the sequential adapter's rows, then the ablat
   $E --tasks tasks:countdown4=10 --budgets 256 --out $R/adapters-seq
   $E --tasks tasks:countdown4=6 --budgets 256 --samples 3 --out $R/adapters-seq  # self-consistency, 3 votes
   $E --tasks tasks:countdown3=10 --budgets 256 512 --out $R/countdown3-seq
-  # the ablation's other half (the parallel adapter; see parallel_model)
-  local A="$EVAL --models parallel=default+parallel --budgets 256 --out $R/ablation-b"
-  $A --tasks tasks:countdown4=30 --visibility lag:4 --siblings on
-  $A --tasks tasks:countdown4=90 --siblings off
+  # the ablation's other arm (the parallel adapter; see parallel_model)
+  $EVAL --models parallel=default+parallel --budgets 256 --tasks tasks:countdown4=90 --siblings off --out $R/ablation-0.3.5-b
 }
 
 parallel_model & sequential_model & wait
@@ -45,6 +39,7 @@ for d in adapters countdown3; do
   cp $R/$d-seq/runs.jsonl $R/$d/runs-sequential.jsonl
   python -m collab eval --report --out $R/$d
 done
-cp $R/ablation-a/runs.jsonl $R/ablation/runs-greedy-a.jsonl
-cp $R/ablation-b/runs.jsonl $R/ablation/runs-greedy-b.jsonl
-python -m collab eval --report --out $R/ablation --baseline "parallel adaptive full W1 b256 siblings-off finisher-off"
+mkdir -p $R/ablation-0.3.5
+cp $R/ablation-0.3.5-a/runs.jsonl $R/ablation-0.3.5/runs-full.jsonl
+cp $R/ablation-0.3.5-b/runs.jsonl $R/ablation-0.3.5/runs-blind.jsonl
+python -m collab eval --report --out $R/ablation-0.3.5 --baseline "parallel adaptive full W1 b256 siblings-off finisher-off"

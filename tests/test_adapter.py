@@ -35,9 +35,9 @@ def run(adapted, prompt):
 def test_it_spawns_on_compound_questions_and_not_on_simple_ones(adapted):
     compound = [run(adapted, p) for p in COMPOUND]
     simple = [run(adapted, p) for p in SIMPLE]
-    # measured: 3 of 6 compound, 1 of 6 simple (it answers "48 + 17", then spawns it again; docs/training.md);
-    # the decisions sit near a tie
-    assert sum(len(r.workers) > 1 for r in compound) >= 3
+    # measured (0.3.5's adapter): 5 of 6 compound (two of them run away, 8 and 14 workers), 0 of 6 simple
+    # (0.3.4's: 3 and 1; docs/training.md); the asserts leave one decision's margin, as some sit near a tie
+    assert sum(len(r.workers) > 1 for r in compound) >= 4
     assert sum(len(r.workers) > 1 for r in simple) <= 1
     for r in compound + simple:
         joined = {c for e in r.events if e.kind == "join" for c in e.info["children"]}

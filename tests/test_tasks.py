@@ -14,7 +14,7 @@ from scripted import CharTokenizer, Script
 
 import collab
 from collab.answers import extract
-from collab.tasks import TASKS, Fork, Text, Trace, check, correct, make, render, renderable, split_of
+from collab.tasks import TASKS, Fork, Text, Trace, check, correct, counts, make, render, renderable, split_of
 from collab.tasks.compound import combine
 from collab.tasks.countdown import valid
 from collab.tasks.trace import index_heads
@@ -216,6 +216,19 @@ def test_unknown_names_and_bad_arguments_say_what_is_valid():
         Fork(("a", "b"), (Trace.of("x"),), "done")
     with pytest.raises(ValueError, match="two Texts in a row"):
         Trace((Text("a"), Text("b")))
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("compound", "item 'compound': write NAME=N with NAME one of 'countdown3', 'countdown4', 'compound', 'simple'"),
+    ("compund=3", "item 'compund=3': write NAME=N"), ("compound=x", "item 'compound=x'"), ("compound=-2", "item 'compound=-2'"),
+    ("simple=1,,compound=2", "item '': write NAME=N"), ("simple=1, simple=2", "item 'simple=2': 'simple' given twice"),
+])
+def test_task_counts_name_the_bad_item_for_train_and_eval_alike(spec, match):
+    assert counts(" compound=3 ,simple=0") == {"compound": 3, "simple": 0}
+    with pytest.raises(ValueError, match=f"^--tasks {re.escape(match)}"):
+        counts(spec, "--tasks")
+    with pytest.raises(ValueError, match=re.escape(match)):
+        collab.evaluation.load_tasks(f"tasks:{spec}")
 
 
 def _replay(problem, protocol, strategy, **kw):

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..answers import equivalent
-from ..tasks import TASKS, correct, make
+from ..tasks import TASKS, correct, counts, make
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,18 +58,11 @@ def load_tasks(source: str, limit: int | None = None, seed: int = 0) -> list[Tas
 
 def _generated(spec: str, seed: int) -> list[Task]:
     spec, _, split = spec.partition("@")
-    counts = {}
-    for item in spec.split(","):
-        name, _, n = item.partition("=")
-        name = name.strip()
-        if name not in TASKS or not n.strip().isdigit():
-            raise ValueError(f"task source item {item!r}: write NAME=N with NAME one of {', '.join(map(repr, TASKS))}, "
-                             "e.g. 'tasks:countdown4=20,simple=10'")
-        counts[name] = int(n)
+    asked = counts(spec, "task source 'tasks:'")
     # each task drawn from its own seed (its place among all tasks): the same problems whatever else is asked
     names = sorted(TASKS)
     return [Task(p.key, p.question, p.answer, name, name != "simple", p)
-            for name, n in sorted(counts.items())
+            for name, n in sorted(asked.items())
             for p in make(name, n, seed=seed + 1000 * names.index(name), split=split or "test")]
 
 

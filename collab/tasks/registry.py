@@ -22,6 +22,26 @@ TASKS = {
 DRAWS_PER_PROBLEM = 200  # draws `make` allows per problem asked for, before it gives up
 
 
+def counts(spec: str, where: str = "tasks") -> dict[str, int]:
+    """`NAME=N,...` as {name: problems}: how `python -m collab train --tasks` and an evaluation's
+    `tasks:` source ask for generated problems. An item with an unknown name or a count that is
+    not a whole number, or a name given twice, is an error naming the item (`where` says whose).
+
+        >>> counts("compound=100, simple=50")
+        {'compound': 100, 'simple': 50}
+    """
+    out = {}
+    for item in spec.split(","):
+        name, _, n = (s.strip() for s in item.partition("="))
+        if name in out:
+            raise ValueError(f"{where} item {item.strip()!r}: {name!r} given twice; give each task once")
+        if name not in TASKS or not n.isdigit():
+            raise ValueError(f"{where} item {item.strip()!r}: write NAME=N with NAME one of {', '.join(map(repr, TASKS))}, "
+                             "e.g. 'compound=100,simple=50'")
+        out[name] = int(n)
+    return out
+
+
 def make(name: str, n: int, seed: int = 0, split: str = "train") -> list[Problem]:
     """`n` distinct problems of task `name` in `split` ("train" or "test"), the same for the same
     seed. A problem's split comes from a hash of its content, so the splits never share one."""
