@@ -46,10 +46,10 @@ def main() -> None:
     labels = ("task heads", "index heads", "index heads, answer only", "index heads, answer only, no plan")
     print("parts | sequential | " + " | ".join(labels))
     for p in make("compound", args.n, seed=args.seed, split="test"):
+        indexed = index_heads(p.parallel)
         row = (len(p.info["parts"]), *(steps(t, p.question, tokenizer, "markers")
-                                       for t in (p.sequential, p.parallel, index_heads(p.parallel),
-                                                 answer_only(index_heads(p.parallel)),
-                                                 answer_only(index_heads(p.parallel), plan=False))))
+                                       for t in (p.sequential, p.parallel, indexed, answer_only(indexed),
+                                                 answer_only(indexed, plan=False))))
         rows.append(row)
         print(" | ".join(map(str, row)), flush=True)
     for label, keep in (("all", lambda r: True), ("4-6 parts", lambda r: r[0] >= 4)):
