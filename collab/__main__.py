@@ -43,6 +43,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--heads", default="task",
                    help="what a spawn line says: 'task' (the helper's task) or 'index' (its number, 'part 2', with the helper "
                         "restating its task); per task as task=kind,... (e.g. compound=index; the others keep 'task')")
+    p.add_argument("--fanout", action="store_true",
+                   help="markers: the root starts a fork's helpers with one <spawn> tag, a task per line (not a tag each)")
     p.add_argument("--trace-file", default=None, help="a JSONL of your own traces (collab.tasks.files), trained besides --tasks")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--epochs", type=float, default=None, help="passes over the data (sets the steps; overrides --steps)")
@@ -79,7 +81,7 @@ def train_main(argv: list[str]) -> int:
     args = _train_parser().parse_args(argv)
     tasks = counts(args.tasks, "--tasks") if args.tasks else {}
     data = DataConfig(protocol=args.protocol, tasks=tasks, traces=args.traces, heads=_heads(args.heads), seed=args.seed,
-                      max_tokens=args.max_tokens, file=args.trace_file)
+                      max_tokens=args.max_tokens, file=args.trace_file, fanout=args.fanout)
     config = TrainConfig(data=data, steps=args.steps, epochs=args.epochs, batch=args.batch, lr=args.lr, rank=args.rank,
                          save_steps=args.save_steps, seed=args.seed, init=args.init)  # validated before loading
     model, tokenizer = models.load(args.model)
@@ -125,7 +127,8 @@ def _ablate_parser() -> argparse.ArgumentParser:
 def _eval_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m collab eval",
-        description="Arms (models x strategies x visibility x workers x budgets x samples x siblings) x tasks x seeds.")
+        description="Arms (models x strategies x visibility x workers x budgets x samples x siblings x repetition "
+                    "penalties) x tasks x seeds.")
     p.add_argument("--tasks", default="tasks:countdown4=10,compound=10,simple=10",
                    help="'tasks:NAME=N,...[@split]' (collab's generators, held-out split), 'builtin', a JSONL file or hf:NAME[:SPLIT]")
     p.add_argument("--limit", type=int, default=None, help="use only the first N tasks")
@@ -140,6 +143,8 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, nargs="+", default=[1], help="> 1: sampled runs voted (self-consistency)")
     p.add_argument("--siblings", nargs="+", default=["trained"], choices=["trained", "on", "off"],
                    help="markers helpers see each other's live work (adaptive strategy)")
+    p.add_argument("--repetition-penalty", type=float, nargs="+", default=[None], metavar="R",
+                   help="transformers' repetition penalty (> 0; 1.0 disables it); default none")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--sample", action="store_true", help="sample (temperature 0.7) instead of greedy decoding")
     p.add_argument("--finisher", choices=["preset", "on", "off"], default="off",
@@ -210,7 +215,7 @@ def eval_main(argv: list[str]) -> int:
     specs = _model_specs(args.models)
     finisher = {"preset": None, "on": True, "off": False}[args.finisher]
     arms = evaluation.grid(list(specs), args.strategy, args.visibility, args.workers, args.budgets, args.samples,
-                           args.siblings, args.sample, finisher)
+                           args.siblings, args.sample, finisher, args.repetition_penalty)
     for arm in arms:  # validated before loading
         arm.check(specs)
     tasks = evaluation.load_tasks(args.tasks, args.limit, seed=args.task_seed)

@@ -3,10 +3,12 @@ compound problems, forced token by token through the runtime (`collab.train.view
 the sequential trace and the parallel one with two kinds of spawn line: the helper's task
 (`heads="task"`, what the shipped adapter was trained on) and its number (`heads="index"`,
 `collab.tasks.trace.index_heads`). No model decides anything here, so a trained model's critical
-path is at best these. Two more columns shorten the forking root's own lines (formats no adapter
-is trained on yet): after the join it writes only the boxed answer instead of restating the
-parts' answers, and then also without its plan line before the spawns. Prints decode steps until
-the final answer per problem and the ratios.
+path is at best these. Three more columns shorten the forking root's own lines (formats no
+adapter is trained on yet): one `<spawn>` tag naming every helper, a number per line (the markers
+fan-out, `render(..., fanout=True)`; the root's other lines as in the sequential trace); and,
+with a tag per helper, only the boxed answer after the join instead of restating the parts'
+answers, then also no plan line before the spawns. Prints decode steps until the final answer
+per problem and the ratios.
 
     python examples/critical_path_floor.py --n 30
 """
@@ -23,8 +25,8 @@ from collab.train.data import prompt_ids
 from collab.train.views import replay
 
 
-def steps(trace, question: str, tokenizer, protocol: str) -> int:
-    result = replay(render(trace, protocol), tokenizer, prompt_ids(question, tokenizer, protocol), visibility="none")
+def steps(trace, question: str, tokenizer, protocol: str, fanout: bool = False) -> int:
+    result = replay(render(trace, protocol, fanout), tokenizer, prompt_ids(question, tokenizer, protocol), visibility="none")
     return critical_steps(result)
 
 
@@ -43,13 +45,15 @@ def main() -> None:
     args = parser.parse_args()
     tokenizer = AutoTokenizer.from_pretrained(default_model_path())
     rows = []
-    labels = ("task heads", "index heads", "index heads, answer only", "index heads, answer only, no plan")
+    labels = ("task heads", "index heads", "index heads, one tag", "index heads, answer only",
+              "index heads, answer only, no plan")
     print("parts | sequential | " + " | ".join(labels))
     for p in make("compound", args.n, seed=args.seed, split="test"):
         indexed = index_heads(p.parallel)
-        row = (len(p.info["parts"]), *(steps(t, p.question, tokenizer, "markers")
-                                       for t in (p.sequential, p.parallel, indexed, answer_only(indexed),
-                                                 answer_only(indexed, plan=False))))
+        row = (len(p.info["parts"]), *(steps(t, p.question, tokenizer, "markers", fanout)
+                                       for t, fanout in ((p.sequential, False), (p.parallel, False), (indexed, False),
+                                                         (indexed, True), (answer_only(indexed), False),
+                                                         (answer_only(indexed, plan=False), False))))
         rows.append(row)
         print(" | ".join(map(str, row)), flush=True)
     for label, keep in (("all", lambda r: True), ("4-6 parts", lambda r: r[0] >= 4)):

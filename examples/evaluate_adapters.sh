@@ -4,7 +4,8 @@
 # sequential traces of the same problems) on held-out problems, greedy unless stated. Each model
 # runs in its own process and folder (one thread each: the two run side by side on 2 cores); the
 # rows (every worker's text) are then merged into one summary and its plots. Every command
-# resumes where it stopped.
+# resumes where it stopped. `bash examples/evaluate_adapters.sh repetition` makes only the
+# repetition-penalty rows of docs/training.md.
 set -euo pipefail
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 R=examples/results
@@ -32,6 +33,20 @@ sequential_model() {  # the other: the sequential adapter's rows, then the ablat
   $EVAL --models parallel=default+parallel --budgets 256 --tasks tasks:countdown4=90 --siblings off --out $R/ablation-0.3.5-b
 }
 
+repetition() {  # both adapters at repetition penalties 1.1 and 1.2 on the problems of $R/adapters
+  local E="$EVAL --budgets 512 --repetition-penalty 1.1 1.2" P=$R/repetition-penalty
+  $E --models parallel=default+parallel --tasks tasks:compound=10,simple=10 --out $P-a &
+  $E --models parallel=default+parallel --tasks tasks:countdown4=10 --out $P-b &
+  wait
+  $E --models sequential=default+sequential --tasks tasks:compound=10,simple=10 --out $P-c
+  mkdir -p $P
+  cp $P-a/runs.jsonl $P/runs-parallel-compound-simple.jsonl
+  cp $P-b/runs.jsonl $P/runs-parallel-countdown4.jsonl
+  cp $P-c/runs.jsonl $P/runs-sequential.jsonl
+  python -m collab eval --report --out $P
+}
+
+if [ "${1:-}" = repetition ]; then repetition; exit; fi
 parallel_model & sequential_model & wait
 for d in adapters countdown3; do
   mkdir -p $R/$d

@@ -129,6 +129,21 @@ def test_self_consistency_votes_over_samples(harness, tmp_path):
     assert row["tokens"] == 3 * (row["critical_steps"] + 1)  # three runs of one forced trace, side by side
 
 
+def test_a_repetition_penalty_is_an_axis_that_reaches_generate(harness, tmp_path):
+    _, tasks, models, kinds, _, _ = harness
+    simple, seen = [t for t in tasks if t.kind == "simple"][:1], []
+
+    def spying(model, question, tokenizer, **kw):
+        seen.append(kw.get("repetition_penalty"))
+        return forcing(simple, kinds)(model, question, tokenizer, **kw)
+
+    arms = evaluation.grid(models=["seq"], strategies=["adaptive"], workers=[1], budgets=[1000], finisher=False,
+                           repetition_penalty=[None, 1.2])
+    rows = evaluation.run(models, simple, arms, tmp_path, generate=spying, progress=False, plots=False, log=lambda s: None)
+    assert seen == [None, 1.2] and [r["arm"].endswith(" rp1.2") for r in rows] == [False, True]
+    assert [r["repetition_penalty"] for r in evaluation.summarize(rows)] == [None, 1.2]
+
+
 @pytest.mark.parametrize("arm, match", [
     (dict(strategy="adaptive", visibility="step"), "shared history"),
     (dict(strategy="hogwild", siblings="off"), "does not speak it"),
@@ -136,6 +151,8 @@ def test_self_consistency_votes_over_samples(harness, tmp_path):
     (dict(model="nope"), "no model named 'nope'"),
     (dict(strategy="self_consistency", samples=2), "already aggregates"),
     (dict(visibility="sideways"), "unknown visibility"),
+    (dict(repetition_penalty=0.0), "repetition_penalty=0.0"),
+    (dict(repetition_penalty="1.1"), "give a number > 0"),
 ])
 def test_arms_a_model_cannot_run_are_refused_before_compute(arm, match):
     with pytest.raises(ValueError, match=match):

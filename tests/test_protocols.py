@@ -182,6 +182,20 @@ def test_markers_helpers_run_beside_the_parent_and_join_on_wait():
     check_exact_and_fed_once(model, r)
 
 
+@pytest.mark.parametrize("tag", ["<spawn>find a\nfind b</spawn>", "<spawn>\n find a \n\nfind b\n</spawn>"])
+def test_one_markers_spawn_tag_with_a_task_per_line_starts_a_helper_per_line_together(tag):
+    scripts = ["split. " + tag + " <wait>\nboth found. <done>", "\nHelper task: find a\na=1 <done>",
+               "\nHelper task: find b\nb=2 <done>"]
+    model, tok, r = scripted_run("adaptive", scripts, finisher=False)
+    root, h1, h2 = r.workers
+    assert [h1.head, h2.head] == ["\nHelper task: find a\n", "\nHelper task: find b\n"]
+    assert h1.spawn_step == h2.spawn_step and h1.parent == h2.parent == root.index
+    assert h1.views[0][0] == h2.views[0][0]  # the same parent prefix: the whole tag
+    assert root.finish_reason.startswith("done marker")
+    assert sorted(c for e in r.events if e.kind == "join" for c in e.info["children"]) == [h1.index, h2.index]
+    check_exact_and_fed_once(model, r)
+
+
 @pytest.mark.parametrize("ending, reason", [(" ok <done>", "done marker '<done>'"), (" ok", "eos")])
 def test_a_helper_done_before_its_own_helpers_takes_them_in_first(ending, reason):
     """A helper writes <done> (or EOS) while its own helper still runs: it waits for it, joins

@@ -4,6 +4,8 @@ caller's model left as it was; adapters load merged, and foreign ones are refuse
 
 import json
 
+from dataclasses import asdict
+
 import pytest
 import torch
 from test_train_views import Chars
@@ -84,6 +86,8 @@ def test_a_foreign_or_corrupt_adapter_is_refused(tmp_path):
     (dict(heads={"countdown3": "index"}, tasks={"countdown3": 5}), "heads='index' with task 'countdown3'"),
     (dict(heads={"compound": "part"}, tasks={"compound": 5}), "heads='part': choose 'task'"),
     (dict(heads={"simple": "index"}, tasks={"compound": 5}), "heads names task 'simple', which is not in tasks"),
+    (dict(fanout=True, protocol="multiverse"), "fanout=True with protocol 'multiverse'"),
+    (dict(fanout="yes"), "give fanout=False"),
 ])
 def test_bad_training_options_are_refused_before_any_compute(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -101,6 +105,17 @@ def test_heads_chosen_per_task_name_helpers_by_number_only_there():
     everywhere = build(DataConfig(tasks={"compound": 2}, heads="index", max_tokens=4096), ChatChars())
     assert everywhere["input_ids"] == build(DataConfig(tasks={"compound": 2}, heads={"compound": "index"}, max_tokens=4096),
                                             ChatChars())["input_ids"]
+
+
+def test_fanout_spawns_a_fork_with_one_tag_and_keeps_every_helper():
+    config = DataConfig(tasks={"compound": 2, "countdown3": 2}, heads={"compound": "index"}, max_tokens=4096, fanout=True)
+    data, lines = build(config, ChatChars()), build(DataConfig(**{**asdict(config), "fanout": False}), ChatChars())
+    roots = {task: "".join(chr(t) for row in data if row["task"] == task and row["worker"] == 0 for t in row["input_ids"])
+             for task in ("compound", "countdown3")}
+    assert "<spawn>part 1\npart 2\n" in roots["compound"] and "</spawn><spawn>" not in roots["compound"]
+    assert "<spawn>Node #0,0: " in roots["countdown3"] and "\nNode #0,1: " in roots["countdown3"]
+    assert sorted(set(zip(data["key"], data["worker"]))) == sorted(set(zip(lines["key"], lines["worker"])))
+    assert sum(map(len, data["input_ids"])) < sum(map(len, lines["input_ids"]))
 
 
 def test_the_cli_reads_heads_per_task():

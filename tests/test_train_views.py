@@ -31,13 +31,16 @@ def materialize(result, worker, k):
     return ids + result.blocks[block][: first + len(tokens)]
 
 
-CASES = [("compound", "markers"), ("compound", "multiverse"), ("compound", "threadweaver"), ("countdown3", "apr")]
+CASES = [("compound", "markers", False), ("compound", "markers", True), ("countdown3", "markers", True),
+         ("compound", "multiverse", False), ("compound", "threadweaver", False), ("countdown3", "apr", False)]
 
 
-@pytest.mark.parametrize("task, protocol", CASES)
-def test_examples_equal_the_views_of_a_real_run_and_train_only_sampled_tokens(task, protocol):
+@pytest.mark.parametrize("task, protocol, fanout", CASES)
+def test_examples_equal_the_views_of_a_real_run_and_train_only_sampled_tokens(task, protocol, fanout):
     problem = min(make(task, 6, seed=1), key=lambda p: len(p.question))
-    rendering = render(problem.parallel, protocol)
+    rendering = render(problem.parallel, protocol, fanout)
+    if fanout:  # one tag: every helper of the fork starts at the same step, from the same parent prefix
+        assert rendering.root.text.count("<spawn>") == len(rendering.forks) < len(rendering.workers) - 1
     tok = Chars()
     prompt = [ord(c) for c in problem.question + "\n"]
     got = examples(rendering, tok, prompt)
@@ -48,6 +51,8 @@ def test_examples_equal_the_views_of_a_real_run_and_train_only_sampled_tokens(ta
                              logits_processor=[Force(tok, len(prompt), [w.text for w in rendering.workers], 3)])
     streams = [tok.decode([t for b in w.blocks for t in result.blocks[b]]) for w in result.workers]
     assert streams == [w.text for w in rendering.workers]  # each worker wrote (and was fed) its rendered stream
+    if fanout:
+        assert len({w.spawn_step for w in result.workers[1:]}) == len(rendering.forks)
     for w in result.workers:
         mine = [e for e in got if e.worker == w.index]
         labelled = [(e, i) for e in mine for i, label in enumerate(e.labels) if label != IGNORE]

@@ -1,6 +1,6 @@
 """The grid: each configuration an `Arm` (which model, strategy, visibility, workers, per-worker
-token budget, samples voted, helpers' sibling visibility, decoding), checked before any compute.
-Pure Python, no torch.
+token budget, samples voted, helpers' sibling visibility, decoding, repetition penalty), checked
+before any compute. Pure Python, no torch.
 
     >>> [a.name for a in grid(models=["seq", "par"], budgets=[64])]
     ['seq hogwild full W2 b64', 'par hogwild full W2 b64']
@@ -29,6 +29,7 @@ class Arm:
     siblings: str = "trained"  # spawned helpers see each other's live work: "on", "off", or as trained
     sample: bool = False  # sample (temperature 0.7) instead of greedy
     finisher: bool | None = None  # None: as the strategy preset says
+    repetition_penalty: float | None = None  # None: none (transformers' penalty on tokens already in the view)
 
     @property
     def name(self) -> str:
@@ -37,6 +38,7 @@ class Arm:
         parts += [f"siblings-{self.siblings}"] if self.siblings != "trained" else []
         parts += ["sampled"] if self.sample and self.samples == 1 else []
         parts += [f"finisher-{'on' if self.finisher else 'off'}"] if self.finisher is not None else []
+        parts += [f"rp{self.repetition_penalty}"] if self.repetition_penalty is not None else []
         return " ".join(parts)
 
     def fields(self) -> dict:
@@ -48,6 +50,9 @@ class Arm:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"arm {self.name!r}: {name}={value!r}; give an int >= 1")
+        rp = self.repetition_penalty
+        if rp is not None and (isinstance(rp, bool) or not isinstance(rp, (int, float)) or not rp > 0):
+            raise ValueError(f"arm {self.name!r}: repetition_penalty={rp!r}; give a number > 0 (1.0 disables it) or None")
         if models is not None and self.model not in models:
             raise ValueError(f"arm {self.name!r}: no model named {self.model!r}; models given: {', '.join(map(repr, models))}")
         preset = resolve_strategy(self.strategy)
@@ -69,7 +74,7 @@ class Arm:
 
 
 def grid(models=("model",), strategies=("hogwild",), visibility=("full",), workers=(2,), budgets=(64,), samples=(1,),
-         siblings=("trained",), sample=False, finisher=None) -> list[Arm]:
+         siblings=("trained",), sample=False, finisher=None, repetition_penalty=(None,)) -> list[Arm]:
     """Every combination, in the order given (models vary slowest)."""
-    return [Arm(m, s, v, w, b, k, sib, sample, finisher)
-            for m, s, v, w, b, k, sib in itertools.product(models, strategies, visibility, workers, budgets, samples, siblings)]
+    axes = (models, strategies, visibility, workers, budgets, samples, siblings, repetition_penalty)
+    return [Arm(m, s, v, w, b, k, sib, sample, finisher, rp) for m, s, v, w, b, k, sib, rp in itertools.product(*axes)]

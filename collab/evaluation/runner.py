@@ -156,6 +156,8 @@ def _options(arm: Arm, seed: int) -> dict:
         kw["do_sample"] = False
     if arm.finisher is not None:
         kw["finisher"] = arm.finisher
+    if arm.repetition_penalty is not None:
+        kw["repetition_penalty"] = float(arm.repetition_penalty)
     protocol = arm.protocol()
     if protocol is not None:
         kw["protocol"] = protocol

@@ -16,7 +16,7 @@ from pathlib import Path
 
 Z = 1.96  # 95%
 MARKER = re.compile(r"<[^<>]*>")  # a line that is only a marker
-ARM = ("arm", "model", "strategy", "visibility", "workers", "budget", "samples", "siblings")
+ARM = ("arm", "model", "strategy", "visibility", "workers", "budget", "samples", "siblings", "repetition_penalty")
 
 
 def overlap(workers: list[dict]) -> float | None:

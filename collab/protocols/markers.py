@@ -1,6 +1,8 @@
 """The default protocol for instruct models, taught by prompting (prompts/markers.md).
 
     <spawn>a task for a helper</spawn>   start a helper on that task (repeat for more helpers)
+    <spawn>task 1
+    task 2</spawn>                       one tag, one line per task: start a helper on each, together (a fan-out)
     <wait>                               pause until all your helpers are done, then read their work
     <done>                               you are finished
 
@@ -41,10 +43,10 @@ class Markers(Protocol):
         return scan_tags(text, start, [(_SPAWN, self._spawn), (_WAIT, lambda m: [WaitMark()]), (_DONE, lambda m: [DoneMark(m.group(0))])], _OPEN)
 
     def _spawn(self, m):
-        task = m.group(1).strip()
-        if not task:
+        tasks = [line.strip() for line in m.group(1).splitlines() if line.strip()]
+        if not tasks:
             return [Malformed("empty <spawn></spawn>: no helper started")]
-        if _OPEN.search(task):
+        if _OPEN.search(m.group(1)):
             return [Malformed("nested <spawn> inside a <spawn> task: no helper started")]
-        head = prompts.load("markers_child.txt").format(task=task)
-        return [SpawnMark((head,), wait=False)]
+        child = prompts.load("markers_child.txt")
+        return [SpawnMark(tuple(child.format(task=t) for t in tasks), wait=False)]

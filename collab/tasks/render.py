@@ -18,7 +18,7 @@ its own, so tokenizing a stream piece by piece gives the tokens a run feeds.
 
 | protocol | the root writes at a fork | a child's head | the child writes | the root is fed, then writes |
 | --- | --- | --- | --- | --- |
-| markers | `<spawn>task</spawn>` lines, `<wait>` | `\\nHelper task: {task}\\n` | its work, `\\n<done>` | `\\n`; the conclusion; the root ends with `\\n<done>` |
+| markers | `<spawn>task</spawn>` lines (`fanout=True`: one tag, a task per line), `<wait>` | `\\nHelper task: {task}\\n` | its work, `\\n<done>` | `\\n`; the conclusion; the root ends with `\\n<done>` |
 | multiverse | `<Parallel>\\n<Goal>\\n<Outline>{i}: task</Outline>\\n...</Goal>` | `\\n<Path>\\n{i}:` | ` work\\n</Path>\\n` (one token after `</Path>`) | `<Conclusion>\\n`; the conclusion, `\\n</Conclusion>\\n</Parallel>` |
 | threadweaver | `<Parallel>\\n<Outlines>\\n<Outline>{i}: task</Outline>\\n...</Outlines>` | `\\n<Thread>\\n{i}:` | ` work\\n</Thread>` | `\\n` (SFT join); `</Parallel>\\n`, the conclusion |
 | apr | `<Calling Sub Searches>\\n<Start Sub Search {i} at level 1> Moving to Node #id\\n...<End Calling Sub Searches>` | the node's prompt | `\\n` and its work, then EOS | the results block; the conclusion |
@@ -111,7 +111,12 @@ class Format:
 class MarkersFormat(Format):
     end = "\n<done>"
 
+    def __init__(self, fanout: bool = False):
+        self.fanout = fanout  # one <spawn> tag with a task per line, instead of a tag per task
+
     def open(self, fork):
+        if self.fanout:
+            return "<spawn>" + "\n".join(fork.tasks) + "</spawn>\n<wait>"
         return "\n".join(f"<spawn>{t}</spawn>" for t in fork.tasks) + "\n<wait>"
 
     def head(self, i, task, before):
@@ -211,13 +216,22 @@ FORMATS: dict[str, Format] = {
 }
 
 
-def render(trace: Trace, protocol: str) -> Rendering:
-    """Each worker's stream for `trace` spoken in `protocol` (a name in `FORMATS`)."""
+def render(trace: Trace, protocol: str, fanout: bool = False) -> Rendering:
+    """Each worker's stream for `trace` spoken in `protocol` (a name in `FORMATS`); `fanout`: the
+    markers root starts a fork's helpers with one `<spawn>` tag (a task per line), not a tag each.
+
+        >>> from collab.tasks.trace import Fork, Trace
+        >>> render(Trace((Fork(("part 1", "part 2"), (Trace.of("5"), Trace.of("20")), "25."),)), "markers", True).root.text
+        '<spawn>part 1\\npart 2</spawn>\\n<wait>\\n25.\\n<done>'
+    """
     if protocol not in FORMATS:
         raise ValueError(f"no renderer for protocol {protocol!r}; renderers exist for {', '.join(map(repr, FORMATS))}")
     if not isinstance(trace, Trace):
         raise ValueError(f"render(trace={trace!r}): give a collab.tasks.trace.Trace")
-    fmt = FORMATS[protocol]
+    if fanout not in (False, True) or (fanout and protocol != "markers"):
+        raise ValueError(f"render(fanout={fanout!r}) with protocol {protocol!r}: fanout=True is the markers protocol's "
+                         "one-tag spawn; give fanout=False for other protocols")
+    fmt = MarkersFormat(fanout=True) if fanout else FORMATS[protocol]
     root: list[Piece] = []
     children: list[Stream] = []
     forks = []

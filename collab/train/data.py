@@ -33,6 +33,7 @@ class DataConfig:
     file: str | None = None  # a JSONL of your own traces (`collab.tasks.files`), trained besides `tasks`
     heads: str | dict[str, str] = "task"  # "index": spawn lines say "part i", each helper restates its task first;
     # a dict chooses per task ({"compound": "index"}; tasks it leaves out keep "task")
+    fanout: bool = False  # markers: one <spawn> tag starts a fork's helpers, a task per line (not a tag each)
 
     def __post_init__(self):
         unknown = sorted(set(self.tasks) - set(TASKS))
@@ -54,6 +55,9 @@ class DataConfig:
             raise ValueError(f"heads='index' with task {unnumbered[0]!r}: its helpers' first moves are not numbered in the "
                              f"question, so 'part i' cannot tell a helper its move; leave it out, use heads='task', or "
                              f"choose per task (heads={{'compound': 'index'}})")
+        if self.fanout not in (False, True) or (self.fanout and self.protocol != "markers"):
+            raise ValueError(f"fanout={self.fanout!r} with protocol {self.protocol!r}: the one-tag spawn is the markers "
+                             f"protocol's; give fanout=False (or protocol='markers')")
         strategy = PRESET.get(self.protocol, self.protocol)
         if strategy not in STRATEGIES or STRATEGIES[strategy].protocol != self.protocol:
             valid = sorted({s.protocol for s in STRATEGIES.values() if s.protocol})
@@ -87,7 +91,7 @@ def build(config: DataConfig, tokenizer, split: str = "train"):
         trace = problem.parallel if config.traces == "parallel" else problem.sequential
         if config.head(problem.task) == "index":
             trace = index_heads(trace)
-        rendering = render(trace, config.protocol)
+        rendering = render(trace, config.protocol, config.fanout)
         for e in examples(rendering, tokenizer, prompt_ids(problem.question, tokenizer, config.protocol),
                           protocol=config.protocol, visibility="none"):
             if len(e.input_ids) > config.max_tokens:
