@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import asdict, dataclass
 
+from .. import options
 from ..protocols import Markers
 from ..strategies import resolve_strategy
 from ..views import resolve_visibility
@@ -50,9 +51,10 @@ class Arm:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"arm {self.name!r}: {name}={value!r}; give an int >= 1")
-        rp = self.repetition_penalty
-        if rp is not None and (isinstance(rp, bool) or not isinstance(rp, (int, float)) or not rp > 0):
-            raise ValueError(f"arm {self.name!r}: repetition_penalty={rp!r}; give a number > 0 (1.0 disables it) or None")
+        try:  # collab.generate's own rule for the option
+            options.check("repetition_penalty", self.repetition_penalty)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"arm {self.name!r}: {e}") from None
         if models is not None and self.model not in models:
             raise ValueError(f"arm {self.name!r}: no model named {self.model!r}; models given: {', '.join(map(repr, models))}")
         preset = resolve_strategy(self.strategy)
