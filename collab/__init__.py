@@ -84,4 +84,4 @@ __all__ = [
     "stream",
     "load",
 ]
-__version__ = "0.3.6"
+__version__ = "0.3.7"

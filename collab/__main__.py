@@ -23,6 +23,8 @@ def _generate_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--stop-repeats", type=int, default=None, metavar="N",
+                   help="end a worker once a span of its tokens repeats N times in a row (a greedy loop); default off")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--adapter", default=None, help='a LoRA adapter: "parallel" (shipped) or a peft adapter folder')
     p.add_argument("--tp", action="store_true",
@@ -43,8 +45,12 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--heads", default="task",
                    help="what a spawn line says: 'task' (the helper's task) or 'index' (its number, 'part 2', with the helper "
                         "restating its task); per task as task=kind,... (e.g. compound=index; the others keep 'task')")
-    p.add_argument("--fanout", action="store_true",
-                   help="markers: the root starts a fork's helpers with one <spawn> tag, a task per line (not a tag each)")
+    p.add_argument("--fanout", nargs="?", const="all", default=None, metavar="TASKS",
+                   help="markers: the root starts a fork's helpers with one <spawn> tag, a task per line (not a tag each); "
+                        "alone for every task, or for the tasks named (e.g. --fanout compound)")
+    p.add_argument("--spawn-first", default="", metavar="TASKS",
+                   help="tasks whose forking root spawns at its first token, without the plan line before its fork "
+                        "(e.g. compound)")
     p.add_argument("--trace-file", default=None, help="a JSONL of your own traces (collab.tasks.files), trained besides --tasks")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--epochs", type=float, default=None, help="passes over the data (sets the steps; overrides --steps)")
@@ -73,6 +79,15 @@ def _heads(spec: str) -> str | dict[str, str]:
     return out
 
 
+def _names(spec: str | None) -> bool | tuple[str, ...]:
+    """A task list option: absent (False), given alone ("all": True), or task names, comma-separated."""
+    if spec is None:
+        return False
+    if spec == "all":
+        return True
+    return tuple(s.strip() for s in spec.split(",") if s.strip())
+
+
 def train_main(argv: list[str]) -> int:
     from . import models
     from .tasks import counts
@@ -81,7 +96,8 @@ def train_main(argv: list[str]) -> int:
     args = _train_parser().parse_args(argv)
     tasks = counts(args.tasks, "--tasks") if args.tasks else {}
     data = DataConfig(protocol=args.protocol, tasks=tasks, traces=args.traces, heads=_heads(args.heads), seed=args.seed,
-                      max_tokens=args.max_tokens, file=args.trace_file, fanout=args.fanout)
+                      max_tokens=args.max_tokens, file=args.trace_file, fanout=_names(args.fanout),
+                      spawn_first=_names(args.spawn_first) or ())
     config = TrainConfig(data=data, steps=args.steps, epochs=args.epochs, batch=args.batch, lr=args.lr, rank=args.rank,
                          save_steps=args.save_steps, seed=args.seed, init=args.init)  # validated before loading
     model, tokenizer = models.load(args.model)
@@ -128,7 +144,7 @@ def _eval_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m collab eval",
         description="Arms (models x strategies x visibility x workers x budgets x samples x siblings x repetition "
-                    "penalties) x tasks x seeds.")
+                    "penalties x loop stops) x tasks x seeds.")
     p.add_argument("--tasks", default="tasks:countdown4=10,compound=10,simple=10",
                    help="'tasks:NAME=N,...[@split]' (collab's generators, held-out split), 'builtin', a JSONL file or hf:NAME[:SPLIT]")
     p.add_argument("--limit", type=int, default=None, help="use only the first N tasks")
@@ -145,6 +161,8 @@ def _eval_parser() -> argparse.ArgumentParser:
                    help="markers helpers see each other's live work (adaptive strategy)")
     p.add_argument("--repetition-penalty", type=float, nargs="+", default=[None], metavar="R",
                    help="transformers' repetition penalty (> 0; 1.0 disables it); default none")
+    p.add_argument("--stop-repeats", type=int, nargs="+", default=[None], metavar="N",
+                   help="end a worker once a span of its tokens repeats N times in a row (>= 2; reason 'repeats'); default off")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--sample", action="store_true", help="sample (temperature 0.7) instead of greedy decoding")
     p.add_argument("--finisher", choices=["preset", "on", "off"], default="off",
@@ -215,7 +233,8 @@ def eval_main(argv: list[str]) -> int:
     specs = _model_specs(args.models)
     finisher = {"preset": None, "on": True, "off": False}[args.finisher]
     arms = evaluation.grid(list(specs), args.strategy, args.visibility, args.workers, args.budgets, args.samples,
-                           args.siblings, args.sample, finisher, args.repetition_penalty)
+                           args.siblings, args.sample, finisher, args.repetition_penalty,
+                           args.stop_repeats)
     for arm in arms:  # validated before loading
         arm.check(specs)
     tasks = evaluation.load_tasks(args.tasks, args.limit, seed=args.task_seed)
@@ -280,6 +299,7 @@ def generate_main(argv: list[str]) -> int:
             temperature=args.temperature,
             top_p=args.top_p,
             top_k=args.top_k,
+            stop_repeats=args.stop_repeats,
             seed=args.seed,
             progress=not args.no_progress,
         )

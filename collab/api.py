@@ -50,6 +50,7 @@ def generate(
     top_p: float | None = None,
     top_k: int | None = None,
     repetition_penalty: float | None = None,
+    stop_repeats: int | None = None,
     seed: int | None = None,
     ignore_eos: bool = False,
     output_logits: bool = False,
@@ -81,7 +82,9 @@ def generate(
     and values steps for "tree_of_thoughts" and "mcts" (default there: the model judges itself);
     search: `collab.SearchOptions` or a dict of them (branching, beam, budgets); answer: how to extract
     the final answer ("auto", "boxed", "number", "code"); step_end: a custom end-of-step rule,
-    `step_end(text_before_a_blank_line) -> bool` (see collab.steps); kv_cap: bytes (or "2GiB")
+    `step_end(text_before_a_blank_line) -> bool` (see collab.steps); stop_repeats: end a worker
+    (reason "repeats") once its newest tokens are one span written that many times in a row (a
+    greedy loop; see collab.repeats), its protocol then treats it as ended; kv_cap: bytes (or "2GiB")
     of KV the run may hold: past it the youngest workers end with reason "kv_cap". Runs whose
     budgets allow more KV than the free memory are refused up front (see collab.memory).
     Sampling options default to the model's generation config (or `generation_config`, which
@@ -180,7 +183,7 @@ class _Resolved:
 def _resolve(
     *, model, prompt, tokenizer, workers, visibility, template, strategy, protocol, limits, finisher,
     finisher_tokens, scorer, search, answer, max_new_tokens, do_sample, temperature, top_p, top_k,
-    repetition_penalty, seed, ignore_eos, output_logits, logits_processor, callback, progress,
+    repetition_penalty, stop_repeats, seed, ignore_eos, output_logits, logits_processor, callback, progress,
     page_size, attention, step_end, kv_cap, generation_config, eos_token_id, pad_token_id, streamer, input_ids,
     attention_mask,
 ) -> _Resolved:
@@ -208,7 +211,7 @@ def _resolve(
         # a search's nodes sample `step_tokens` each; its paths grow (and end at the context) step by step
         max_new_tokens=search_options.step_tokens if search_options else max_new_tokens,
         ignore_eos=ignore_eos, output_logits=output_logits, page_size=page_size, progress=progress,
-        callback=callback, step_end=step_end,
+        callback=callback, step_end=step_end, stop_repeats=stop_repeats,
     )
     checked_limits = _limits(chosen, limits)  # checked before any loading
     use_finisher = preset.finisher if finisher is None else bool(finisher)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .repeats import Repeats
 from .views import resolve_visibility
 
 MAX_WORKERS = 64  # concurrent workers in one run; each is a row of the batch and a block
@@ -33,6 +34,7 @@ class RunOptions:
     callback: Callable[[Any], None] | None = None
     step_end: Callable[[str], bool] | None = None  # custom end-of-step rule (collab.steps)
     kv_cap_pages: int | None = None  # KV pages the arena may hold (from kv_cap); None: no cap
+    stop_repeats: int | None = None  # end a worker whose newest tokens are a span repeated this often (collab.repeats)
     eos_ids: set | None = None  # end-of-sequence ids the caller named; None: the model's and the tokenizer's
     policy: Any = field(init=False, default=None)  # the resolved visibility policy
 
@@ -49,6 +51,8 @@ class RunOptions:
             raise TypeError(f"callback must be callable, got {self.callback!r}")
         if self.step_end is not None and not callable(self.step_end):
             raise TypeError(f"step_end must be a callable(text_before_break) -> bool, got {self.step_end!r}")
+        if self.stop_repeats is not None:
+            Repeats(self.stop_repeats)  # refuses anything but an int >= 2
         self.policy = resolve_visibility(self.visibility, self.workers)
 
     def longest_view(self, prompt_tokens: int, header_tokens: list[int]) -> int:

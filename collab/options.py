@@ -26,6 +26,8 @@ SPEC = {
     "max_new_tokens": (INT, True, 1, None, "a positive number of tokens per worker, e.g. 256 (None: the generation config's, else 256)"),
     "pad_token_id": (INT, True, 0, None, "a token id, or None (collab never pads: it is not used)"),
     "top_k": (INT, True, 0, None, "an int >= 0 (0 disables it), or None"),
+    "stop_repeats": (INT, True, 2, None, "an int >= 2, the times a span of a worker's tokens repeats in a row before it "
+                     "ends, or None (off)"),
     "seed": (INT, True, 0, 2**63 - 1, "an int from 0 to 2**63 - 1, or None for a fresh one"),
     "temperature": (FLOAT, True, 0.0, None, "a float > 0 such as 0.7, or None"),
     "top_p": (FLOAT, True, 0.0, 1.0, "a float in (0, 1] such as 0.9, or None"),

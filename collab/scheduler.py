@@ -19,6 +19,7 @@ from .blocks import BlockTable
 from .config import RunOptions
 from .detokenize import Detokenizer
 from .joins import Joins
+from .repeats import Repeats
 from .result import Event, Result, Worker
 from .steps import StepDetector
 from .template import Encoded
@@ -73,6 +74,8 @@ class Scheduler(Joins):
                     budget=budget or self.options.max_new_tokens, controlled=controlled)
         if self.options.step_end is not None:
             slot.steps = StepDetector(is_end=self.options.step_end)
+        if self.options.stop_repeats is not None:
+            slot.repeats = Repeats(self.options.stop_repeats)
         self.slots.append(slot)
         self.result.workers.append(worker)
         if controlled:
@@ -233,6 +236,7 @@ class Scheduler(Joins):
         w.sample_steps.append(self.step)
         s.pending = [token]
         eos = token in self.eos and not self.options.ignore_eos
+        looping = s.repeats is not None and s.repeats.feed(token)  # every sampled token, whatever ends it
         if s.stop_at is not None and len(w.token_ids) >= s.stop_at[0]:  # the token(s) kept after a done marker
             if eos:
                 s.pending = []
@@ -244,6 +248,8 @@ class Scheduler(Joins):
             self.pause(s)
         elif len(w.token_ids) >= s.budget:
             self.retire(s, "max_new_tokens")
+        elif looping:
+            self.retire(s, "repeats")
 
     def _unqueue(self) -> list:
         queued, self.queued = self.queued, []

@@ -17,6 +17,7 @@ from enum import Enum
 
 from .blocks import BlockTable
 from .detokenize import Detokenizer
+from .repeats import Repeats
 from .result import Worker
 from .steps import StepDetector
 from .views import Segment, end
@@ -75,6 +76,7 @@ class Slot:
     stop_at: tuple[int, str] | None = None  # (tokens sampled, reason): it stops once it has sampled that many
     keep: bool = False  # the runner keeps the logits row of its next feed (a paused node, a judge)
     row: int | None = None  # key of its kept row in the runner, while it may be forked
+    repeats: Repeats | None = None  # the loop stop rule over its sampled tokens (stop_repeats)
 
     @property
     def index(self) -> int:

@@ -3,12 +3,13 @@ compound problems, forced token by token through the runtime (`collab.train.view
 the sequential trace and the parallel one with two kinds of spawn line: the helper's task
 (`heads="task"`, what the shipped adapter was trained on) and its number (`heads="index"`,
 `collab.tasks.trace.index_heads`). No model decides anything here, so a trained model's critical
-path is at best these. Three more columns shorten the forking root's own lines (formats no
-adapter is trained on yet): one `<spawn>` tag naming every helper, a number per line (the markers
-fan-out, `render(..., fanout=True)`; the root's other lines as in the sequential trace); and,
-with a tag per helper, only the boxed answer after the join instead of restating the parts'
-answers, then also no plan line before the spawns. Prints decode steps until the final answer
-per problem and the ratios.
+path is at best these. More columns shorten the forking root's own lines: one `<spawn>` tag
+naming every helper, a number per line (the markers fan-out, `render(..., fanout=True)`; the
+root's other lines as in the sequential trace); one tag with the helpers' tasks, with and without
+the plan line before it (`spawn_first`: the format of `train --fanout compound --spawn-first
+compound`); and, with a tag per helper, only the boxed answer after the join instead of
+restating the parts' answers, then also no plan line before the spawns. Prints decode steps
+until the final answer per problem and the ratios.
 
     python examples/critical_path_floor.py --n 30
 """
@@ -20,7 +21,7 @@ from transformers import AutoTokenizer
 from collab.evaluation import critical_steps
 from collab.models import default_model_path
 from collab.tasks import make, render
-from collab.tasks.trace import Fork, Trace, index_heads
+from collab.tasks.trace import Fork, Trace, index_heads, spawn_first
 from collab.train.data import prompt_ids
 from collab.train.views import replay
 
@@ -45,14 +46,15 @@ def main() -> None:
     args = parser.parse_args()
     tokenizer = AutoTokenizer.from_pretrained(default_model_path())
     rows = []
-    labels = ("task heads", "index heads", "index heads, one tag", "index heads, answer only",
-              "index heads, answer only, no plan")
+    labels = ("task heads", "index heads", "index heads, one tag", "task heads, one tag", "task heads, one tag, spawn first",
+              "index heads, answer only", "index heads, answer only, no plan")
     print("parts | sequential | " + " | ".join(labels))
     for p in make("compound", args.n, seed=args.seed, split="test"):
         indexed = index_heads(p.parallel)
         row = (len(p.info["parts"]), *(steps(t, p.question, tokenizer, "markers", fanout)
                                        for t, fanout in ((p.sequential, False), (p.parallel, False), (indexed, False),
-                                                         (indexed, True), (answer_only(indexed), False),
+                                                         (indexed, True), (p.parallel, True),
+                                                         (spawn_first(p.parallel), True), (answer_only(indexed), False),
                                                          (answer_only(indexed, plan=False), False))))
         rows.append(row)
         print(" | ".join(map(str, row)), flush=True)

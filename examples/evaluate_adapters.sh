@@ -5,7 +5,7 @@
 # runs in its own process and folder (one thread each: the two run side by side on 2 cores); the
 # rows (every worker's text) are then merged into one summary and its plots. Every command
 # resumes where it stopped. `bash examples/evaluate_adapters.sh repetition` makes only the
-# repetition-penalty rows of docs/training.md.
+# repetition-penalty rows of docs/training.md, `... loops` only the loop-stop rows (stop_repeats).
 set -euo pipefail
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 R=examples/results
@@ -46,7 +46,19 @@ repetition() {  # both adapters at repetition penalties 1.1 and 1.2 on the probl
   python -m collab eval --report --out $P
 }
 
+loops() {  # both adapters with the loop stop (a span of tokens written 3 times in a row ends its worker)
+  local E="$EVAL --budgets 512 --stop-repeats 3 --tasks tasks:compound=10,countdown4=10,simple=10" P=$R/loop-stop
+  $E --models parallel=default+parallel --out $P-a &
+  $E --models sequential=default+sequential --out $P-b &
+  wait
+  mkdir -p $P
+  cp $P-a/runs.jsonl $P/runs-parallel.jsonl
+  cp $P-b/runs.jsonl $P/runs-sequential.jsonl
+  python -m collab eval --report --out $P
+}
+
 if [ "${1:-}" = repetition ]; then repetition; exit; fi
+if [ "${1:-}" = loops ]; then loops; exit; fi
 parallel_model & sequential_model & wait
 for d in adapters countdown3; do
   mkdir -p $R/$d

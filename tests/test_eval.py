@@ -129,19 +129,24 @@ def test_self_consistency_votes_over_samples(harness, tmp_path):
     assert row["tokens"] == 3 * (row["critical_steps"] + 1)  # three runs of one forced trace, side by side
 
 
-def test_a_repetition_penalty_is_an_axis_that_reaches_generate(harness, tmp_path):
+@pytest.mark.parametrize("axis, value, suffix", [("repetition_penalty", 1.2, " rp1.2"), ("stop_repeats", 4, " sr4")])
+def test_a_decoding_axis_reaches_generate_and_names_its_arm(harness, tmp_path, axis, value, suffix):
     _, tasks, models, kinds, _, _ = harness
     simple, seen = [t for t in tasks if t.kind == "simple"][:1], []
 
     def spying(model, question, tokenizer, **kw):
-        seen.append(kw.get("repetition_penalty"))
+        seen.append(kw.get(axis))
         return forcing(simple, kinds)(model, question, tokenizer, **kw)
 
     arms = evaluation.grid(models=["seq"], strategies=["adaptive"], workers=[1], budgets=[1000], finisher=False,
-                           repetition_penalty=[None, 1.2])
+                           **{axis: [None, value]})
     rows = evaluation.run(models, simple, arms, tmp_path, generate=spying, progress=False, plots=False, log=lambda s: None)
-    assert seen == [None, 1.2] and [r["arm"].endswith(" rp1.2") for r in rows] == [False, True]
-    assert [r["repetition_penalty"] for r in evaluation.summarize(rows)] == [None, 1.2]
+    assert seen == [None, value] and [r["arm"].endswith(suffix) for r in rows] == [False, True]
+    table = evaluation.summarize(rows)
+    assert [r[axis] for r in table] == [None, value]
+    # the loop stop's count: the forced trace never loops; every worker's finish reason is kept
+    assert [r["stopped_repeating"] for r in rows] == [r["stopped_repeating"] for r in table] == [0, 0]
+    assert all(w["reason"] for r in rows for w in r["trace"]["workers"])
 
 
 @pytest.mark.parametrize("arm, match", [
@@ -153,6 +158,8 @@ def test_a_repetition_penalty_is_an_axis_that_reaches_generate(harness, tmp_path
     (dict(visibility="sideways"), "unknown visibility"),
     (dict(repetition_penalty=0.0), "repetition_penalty=0.0"),
     (dict(repetition_penalty="1.1"), "give a number"),
+    (dict(stop_repeats=1), "stop_repeats=1"),
+    (dict(stop_repeats=2.5), "stop_repeats=2.5"),
 ])
 def test_arms_a_model_cannot_run_are_refused_before_compute(arm, match):
     with pytest.raises(ValueError, match=match):

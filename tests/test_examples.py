@@ -45,14 +45,16 @@ def test_the_critical_path_floor_script_replays_the_solver_traces():
     done = subprocess.run([sys.executable, str(script), "--n", "3"], capture_output=True, text=True,
                           env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = [tuple(map(int, line.split(" | "))) for line in done.stdout.splitlines() if re.fullmatch(r"\d+( \| \d+){6}", line)]
+    rows = [tuple(map(int, line.split(" | "))) for line in done.stdout.splitlines() if re.fullmatch(r"\d+( \| \d+){8}", line)]
     assert len(rows) == 3
     # helpers work side by side, a spawn line that names a number is shorter than one that names the task, one tag
     # for all of them shorter again, and each line the root no longer writes (the restated answers, then the plan)
     # shortens the path again
     assert all(index <= task < sequential for parts, sequential, task, index, *_ in rows if parts >= 4)
-    assert all(one_tag < index for _, _, _, index, one_tag, *_ in rows)
-    assert all(no_plan < answer_only < index for _, _, _, index, _, answer_only, no_plan in rows)
+    assert all(one_tag < index and task_tag < task for _, _, task, index, one_tag, task_tag, *_ in rows)
+    assert all(first < task_tag for *_, task_tag, first, _, _ in rows)
+    assert all(no_plan < answer_only < index for _, _, _, index, _, _, _, answer_only, no_plan in rows)
     assert re.search(r"^all \(3\), the sequential critical path times: task heads 0\.\d\dx, index heads 0\.\d\dx, "
-                     r"index heads, one tag 0\.\d\dx, index heads, answer only 0\.\d\dx, "
-                     r"index heads, answer only, no plan 0\.\d\dx$", done.stdout, re.M)
+                     r"index heads, one tag 0\.\d\dx, task heads, one tag 0\.\d\dx, task heads, one tag, spawn first "
+                     r"0\.\d\dx, index heads, answer only 0\.\d\dx, index heads, answer only, no plan 0\.\d\dx$",
+                     done.stdout, re.M)

@@ -220,6 +220,7 @@ CASES = {
     "callback": lambda: raised(TypeError, gen(callback=3)),
     "processor": lambda: raised(TypeError, gen(logits_processor=[3])),
     "step-end": lambda: raised(TypeError, gen(step_end="\n\n")),
+    "stop-repeats": lambda: raised(ValueError, gen(stop_repeats=1)),
     "unknown-option": lambda: raised(TypeError, lambda: collab.stream(tiny_model(), P, wrkers=2)),
     "limits": lambda: raised(ValueError, gen(limits={"max_concurrent": 0})),
     "best-of-n": lambda: raised(ValueError, gen(strategy="best_of_n")),

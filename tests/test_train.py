@@ -88,6 +88,10 @@ def test_a_foreign_or_corrupt_adapter_is_refused(tmp_path):
     (dict(heads={"simple": "index"}, tasks={"compound": 5}), "heads names task 'simple', which is not in tasks"),
     (dict(fanout=True, protocol="multiverse"), "fanout=True with protocol 'multiverse'"),
     (dict(fanout="yes"), "give fanout=False"),
+    (dict(fanout=("compound", "simple"), tasks={"compound": 5}), "fanout names task 'simple', which is not in tasks"),
+    (dict(fanout=("compound",), protocol="threadweaver"), r"fanout=\('compound',\) with protocol 'threadweaver'"),
+    (dict(spawn_first="compound"), "spawn_first='compound': give a tuple of task names"),
+    (dict(spawn_first=("countdown4",), tasks={"compound": 5}), "spawn_first names task 'countdown4', which is not in tasks"),
 ])
 def test_bad_training_options_are_refused_before_any_compute(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -118,6 +122,28 @@ def test_fanout_spawns_a_fork_with_one_tag_and_keeps_every_helper():
     assert sum(map(len, data["input_ids"])) < sum(map(len, lines["input_ids"]))
 
 
+def test_fanout_and_spawn_first_chosen_per_task_change_only_those_tasks():
+    chosen = DataConfig(tasks={"compound": 2, "countdown3": 2, "simple": 2}, max_tokens=4096, fanout=["compound"],
+                        spawn_first=["compound"])
+    assert chosen.fanout == ("compound",) and (chosen.fans("compound"), chosen.fans("countdown3")) == (True, False)
+    plain = DataConfig(**{**asdict(chosen), "fanout": False, "spawn_first": ()})
+    data, lines = build(chosen, ChatChars()), build(plain, ChatChars())
+
+    def roots(rows, task):
+        return ["".join(map(chr, r["input_ids"])) for r in rows if r["task"] == task and r["worker"] == 0]
+
+    question_end = "[assistant]"
+    for root in roots(data, "compound"):  # the root's first written token opens the one tag; no plan line before it
+        written = root[root.index(question_end) + len(question_end):]
+        assert written.startswith("<spawn>") and written.count("<spawn>") == 1
+    for root in roots(lines, "compound"):
+        written = root[root.index(question_end) + len(question_end):]
+        assert not written.startswith("<spawn>") and written.count("<spawn>") >= 2
+    for task in ("countdown3", "simple"):  # the other tasks' rows are the plain config's, token for token
+        assert [r for r in data if r["task"] == task] == [r for r in lines if r["task"] == task]
+    assert sorted(set(zip(data["key"], data["worker"]))) == sorted(set(zip(lines["key"], lines["worker"])))
+
+
 def test_the_cli_reads_heads_per_task():
     from collab.__main__ import _heads
 
@@ -125,6 +151,13 @@ def test_the_cli_reads_heads_per_task():
     assert _heads("compound=index, simple=index") == {"compound": "index", "simple": "index"}
     with pytest.raises(ValueError, match="--heads item 'compound': write task=kind"):
         _heads("compound,simple=index")
+
+
+def test_the_cli_reads_task_lists():
+    from collab.__main__ import _names
+
+    assert (_names(None), _names("all"), _names("compound"), _names("compound, countdown3")) == \
+        (False, True, ("compound",), ("compound", "countdown3"))
 
 
 def test_epochs_set_the_steps(tmp_path):

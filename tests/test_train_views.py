@@ -7,6 +7,7 @@ from scripted import CharTokenizer
 
 import collab
 from collab.tasks import make, render
+from collab.tasks.trace import spawn_first
 from collab.train import IGNORE, examples, from_result
 from collab.train.views import Force
 from conftest import tiny_model
@@ -31,14 +32,18 @@ def materialize(result, worker, k):
     return ids + result.blocks[block][: first + len(tokens)]
 
 
-CASES = [("compound", "markers", False), ("compound", "markers", True), ("countdown3", "markers", True),
-         ("compound", "multiverse", False), ("compound", "threadweaver", False), ("countdown3", "apr", False)]
+CASES = [("compound", "markers", False, False), ("compound", "markers", True, False), ("compound", "markers", True, True),
+         ("countdown3", "markers", True, False), ("compound", "multiverse", False, False),
+         ("compound", "threadweaver", False, False), ("countdown3", "apr", False, False)]
 
 
-@pytest.mark.parametrize("task, protocol, fanout", CASES)
-def test_examples_equal_the_views_of_a_real_run_and_train_only_sampled_tokens(task, protocol, fanout):
+@pytest.mark.parametrize("task, protocol, fanout, first", CASES)
+def test_examples_equal_the_views_of_a_real_run_and_train_only_sampled_tokens(task, protocol, fanout, first):
     problem = min(make(task, 6, seed=1), key=lambda p: len(p.question))
-    rendering = render(problem.parallel, protocol, fanout)
+    trace = spawn_first(problem.parallel) if first else problem.parallel
+    rendering = render(trace, protocol, fanout)
+    if first:  # the root's first token opens the spawn tag
+        assert rendering.root.text.startswith("<spawn>")
     if fanout:  # one tag: every helper of the fork starts at the same step, from the same parent prefix
         assert rendering.root.text.count("<spawn>") == len(rendering.forks) < len(rendering.workers) - 1
     tok = Chars()

@@ -31,6 +31,7 @@ class Arm:
     sample: bool = False  # sample (temperature 0.7) instead of greedy
     finisher: bool | None = None  # None: as the strategy preset says
     repetition_penalty: float | None = None  # None: none (transformers' penalty on tokens already in the view)
+    stop_repeats: int | None = None  # None: off; N: a worker whose newest tokens are a span written N times ends
 
     @property
     def name(self) -> str:
@@ -40,6 +41,7 @@ class Arm:
         parts += ["sampled"] if self.sample and self.samples == 1 else []
         parts += [f"finisher-{'on' if self.finisher else 'off'}"] if self.finisher is not None else []
         parts += [f"rp{self.repetition_penalty}"] if self.repetition_penalty is not None else []
+        parts += [f"sr{self.stop_repeats}"] if self.stop_repeats is not None else []
         return " ".join(parts)
 
     def fields(self) -> dict:
@@ -51,8 +53,9 @@ class Arm:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"arm {self.name!r}: {name}={value!r}; give an int >= 1")
-        try:  # collab.generate's own rule for the option
+        try:  # collab.generate's own rules for the options
             options.check("repetition_penalty", self.repetition_penalty)
+            options.check("stop_repeats", self.stop_repeats)
         except (TypeError, ValueError) as e:
             raise ValueError(f"arm {self.name!r}: {e}") from None
         if models is not None and self.model not in models:
@@ -76,7 +79,7 @@ class Arm:
 
 
 def grid(models=("model",), strategies=("hogwild",), visibility=("full",), workers=(2,), budgets=(64,), samples=(1,),
-         siblings=("trained",), sample=False, finisher=None, repetition_penalty=(None,)) -> list[Arm]:
+         siblings=("trained",), sample=False, finisher=None, repetition_penalty=(None,), stop_repeats=(None,)) -> list[Arm]:
     """Every combination, in the order given (models vary slowest)."""
-    axes = (models, strategies, visibility, workers, budgets, samples, siblings, repetition_penalty)
-    return [Arm(m, s, v, w, b, k, sib, sample, finisher, rp) for m, s, v, w, b, k, sib, rp in itertools.product(*axes)]
+    axes = (models, strategies, visibility, workers, budgets, samples, siblings, repetition_penalty, stop_repeats)
+    return [Arm(m, s, v, w, b, k, sib, sample, finisher, rp, sr) for m, s, v, w, b, k, sib, rp, sr in itertools.product(*axes)]

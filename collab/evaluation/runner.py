@@ -158,6 +158,8 @@ def _options(arm: Arm, seed: int) -> dict:
         kw["finisher"] = arm.finisher
     if arm.repetition_penalty is not None:
         kw["repetition_penalty"] = float(arm.repetition_penalty)
+    if arm.stop_repeats is not None:
+        kw["stop_repeats"] = int(arm.stop_repeats)
     protocol = arm.protocol()
     if protocol is not None:
         kw["protocol"] = protocol
@@ -232,6 +234,7 @@ def run_one(generate, models: dict, arm: Arm, task: Task, seed: int) -> dict:
         "wall_time_s": sum(r.stats.wall_time_s for r in results),
         "spawned": sum(sum(1 for w in r.workers if w.parent is not None) for r in results) / len(results),
         "helpers_done": _helpers_done(results),
+        "stopped_repeating": sum(w.finish_reason == "repeats" for r in results for w in r.workers) / len(results),
         # each token's K/V stored once: what was fed equals the distinct tokens the blocks hold
         "fed_once": all(r.stats.tokens_fed == sum(len(t) for t in r.blocks.values()) for r in results),
         "overlap": sum(overlaps) / len(overlaps) if overlaps else None,
@@ -256,6 +259,7 @@ def critical_steps(result) -> int:
 
 def _trace(result) -> dict:
     return {
-        "workers": [{"name": w.name, "role": w.role, "parent": w.parent, "text": w.text} for w in result.workers],
+        "workers": [{"name": w.name, "role": w.role, "parent": w.parent, "text": w.text, "reason": w.finish_reason}
+                    for w in result.workers],
         "events": [{"kind": e.kind, "step": e.step, "worker": e.worker, **e.info} for e in result.events],
     }

@@ -16,7 +16,8 @@ from pathlib import Path
 
 Z = 1.96  # 95%
 MARKER = re.compile(r"<[^<>]*>")  # a line that is only a marker
-ARM = ("arm", "model", "strategy", "visibility", "workers", "budget", "samples", "siblings", "repetition_penalty")
+ARM = ("arm", "model", "strategy", "visibility", "workers", "budget", "samples", "siblings", "repetition_penalty",
+       "stop_repeats")
 
 
 def overlap(workers: list[dict]) -> float | None:
@@ -84,6 +85,7 @@ def summarize(rows: list[dict]) -> list[dict]:
             "spawned_per_problem": sum(r.get("spawned", 0) for r in rs) / n,
             "spawn_rate": sum(r.get("spawned", 0) > 0 for r in rs) / n,
             "helpers_done": _share([r.get("helpers_done") for r in rs]),
+            "stopped_repeating": sum(r.get("stopped_repeating") or 0 for r in rs) / n,  # workers per problem
             "fed_once": all(r.get("fed_once") is not False for r in rs),
             "spawn_rate_unneeded": sum(r.get("spawned", 0) > 0 for r in unneeded) / len(unneeded) if unneeded else None,
             "overlap": dup, "overlap_ci": dup_ci,
@@ -156,7 +158,7 @@ def format_table(table: list[dict]) -> str:
     width = max([len(r["arm"]) for r in table] + [3])
     kinds = max([len(r["kind"]) for r in table] + [4])
     lines = [f"{'arm':<{width}} {'kind':<{kinds}} {'runs':>4} {'acc [95% CI]':>17} {'tokens':>7} {'steps':>9} {'fwd':>6} {'wall s':>7} "
-             f"{'spawned':>7} {'done':>5} {'unneeded':>8} {'overlap':>11}"]
+             f"{'spawned':>7} {'done':>5} {'unneeded':>8} {'overlap':>11} {'loops':>5}"]
     for r in table:
         acc = f"{r['accuracy']:.2f} [{r['accuracy_lo']:.2f},{r['accuracy_hi']:.2f}]"
         unneeded = "-" if r["spawn_rate_unneeded"] is None else f"{r['spawn_rate_unneeded']:.2f}"
@@ -164,5 +166,5 @@ def format_table(table: list[dict]) -> str:
         lines.append(f"{r['arm']:<{width}} {r['kind']:<{kinds}} {r['runs']:>4} {acc:>17} {r['mean_tokens']:>7.1f} "
                      f"{_pm(r['critical_steps'], r['critical_steps_ci']):>9} {r['mean_forward_passes']:>6.1f} "
                      f"{r['mean_wall_time_s']:>7.2f} {r['spawned_per_problem']:>7.2f} {done:>5} {unneeded:>8} "
-                     f"{_pm(r['overlap'], r['overlap_ci'], '{:.2f}'):>11}")
+                     f"{_pm(r['overlap'], r['overlap_ci'], '{:.2f}'):>11} {r.get('stopped_repeating') or 0:>5.1f}")
     return "\n".join(lines)

@@ -110,6 +110,22 @@ def index_heads(trace: Trace) -> Trace:
         if isinstance(p, Fork) else p for p in trace.parts))
 
 
+def spawn_first(trace: Trace) -> Trace:
+    """The same work with the forking worker's lines before its first fork left out, so it
+    spawns at its first token (a compound root's plan line "There are four independent parts"
+    states a count the spawns then follow, right or wrong, and costs steps on the critical path).
+    A trace without forks is returned as it is.
+
+        >>> t = Trace((Text("Two parts."), Fork(("a", "b"), (Trace.of("1"), Trace.of("2")), "3."), Text("done")))
+        >>> [type(p).__name__ for p in spawn_first(t).parts]
+        ['Fork', 'Text']
+    """
+    if not trace.forks:
+        return trace
+    first = next(i for i, p in enumerate(trace.parts) if isinstance(p, Fork))
+    return Trace(trace.parts[first:])
+
+
 def to_json(trace: Trace):
     """A trace as JSON: its text (no forks), or a list of texts and forks
     `{"tasks": [...], "children": [trace, ...], "conclusion": "..."}`."""

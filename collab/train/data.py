@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..strategies import STRATEGIES
 from ..tasks import TASKS, files, make, render
-from ..tasks.trace import index_heads
+from ..tasks.trace import index_heads, spawn_first
 from ..template import encode
 from .views import examples
 
@@ -33,7 +33,9 @@ class DataConfig:
     file: str | None = None  # a JSONL of your own traces (`collab.tasks.files`), trained besides `tasks`
     heads: str | dict[str, str] = "task"  # "index": spawn lines say "part i", each helper restates its task first;
     # a dict chooses per task ({"compound": "index"}; tasks it leaves out keep "task")
-    fanout: bool = False  # markers: one <spawn> tag starts a fork's helpers, a task per line (not a tag each)
+    fanout: bool | tuple[str, ...] = False  # markers: one <spawn> tag starts a fork's helpers, a task per line (not a
+    # tag each); True for every task, or the tasks that do (("compound",): Countdown keeps a tag per node)
+    spawn_first: tuple[str, ...] = ()  # tasks whose forking root spawns at its first token (`spawn_first`: no plan line)
 
     def __post_init__(self):
         unknown = sorted(set(self.tasks) - set(TASKS))
@@ -55,9 +57,20 @@ class DataConfig:
             raise ValueError(f"heads='index' with task {unnumbered[0]!r}: its helpers' first moves are not numbered in the "
                              f"question, so 'part i' cannot tell a helper its move; leave it out, use heads='task', or "
                              f"choose per task (heads={{'compound': 'index'}})")
-        if self.fanout not in (False, True) or (self.fanout and self.protocol != "markers"):
+        if isinstance(self.fanout, list):
+            self.fanout = tuple(self.fanout)
+        if not (self.fanout in (False, True) or isinstance(self.fanout, tuple)) or (self.fanout and self.protocol != "markers"):
             raise ValueError(f"fanout={self.fanout!r} with protocol {self.protocol!r}: the one-tag spawn is the markers "
-                             f"protocol's; give fanout=False (or protocol='markers')")
+                             f"protocol's; give fanout=False (or protocol='markers'), True, or a tuple of task names")
+        self.spawn_first = tuple(self.spawn_first) if isinstance(self.spawn_first, (list, tuple)) else self.spawn_first
+        for name, chosen in (("fanout", self.fanout if isinstance(self.fanout, tuple) else ()),
+                             ("spawn_first", self.spawn_first)):
+            if not isinstance(chosen, tuple) or not all(isinstance(t, str) for t in chosen):
+                raise ValueError(f"{name}={chosen!r}: give a tuple of task names, e.g. ('compound',)")
+            unknown = sorted(set(chosen) - set(self.tasks))
+            if unknown:
+                raise ValueError(f"{name} names task {unknown[0]!r}, which is not in tasks ({', '.join(map(repr, self.tasks))}); "
+                                 f"name only tasks being trained")
         strategy = PRESET.get(self.protocol, self.protocol)
         if strategy not in STRATEGIES or STRATEGIES[strategy].protocol != self.protocol:
             valid = sorted({s.protocol for s in STRATEGIES.values() if s.protocol})
@@ -70,6 +83,10 @@ class DataConfig:
     def head(self, task: str) -> str:
         """What a spawn line names in `task`'s traces: 'task' or 'index'."""
         return self.heads.get(task, "task") if isinstance(self.heads, dict) else self.heads
+
+    def fans(self, task: str) -> bool:
+        """Whether `task`'s forks start their helpers with one `<spawn>` tag."""
+        return task in self.fanout if isinstance(self.fanout, tuple) else self.fanout
 
 
 def prompt_ids(question: str, tokenizer, protocol: str) -> list[int]:
@@ -91,7 +108,9 @@ def build(config: DataConfig, tokenizer, split: str = "train"):
         trace = problem.parallel if config.traces == "parallel" else problem.sequential
         if config.head(problem.task) == "index":
             trace = index_heads(trace)
-        rendering = render(trace, config.protocol, config.fanout)
+        if problem.task in config.spawn_first:
+            trace = spawn_first(trace)
+        rendering = render(trace, config.protocol, config.fans(problem.task))
         for e in examples(rendering, tokenizer, prompt_ids(problem.question, tokenizer, config.protocol),
                           protocol=config.protocol, visibility="none"):
             if len(e.input_ids) > config.max_tokens:
